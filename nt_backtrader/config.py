@@ -1,0 +1,180 @@
+"""Every knob of a run, as frozen dataclasses; TOML in and out; unknown keys fail with a hint.
+
+One TOML file is one reproducible experiment: `nt-backtrader run --config exp.toml`.
+Each report folder gets the `config.toml` that produced it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError
+
+TRADING_DAYS = 252
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "sp500"          # embedded arch data: sp500 | nasdaq
+    csv: str | None = None          # a CSV file instead of the embedded data
+    ticker: str | None = None       # a yfinance symbol instead (cached under cache_dir)
+    columns: dict[str, str] = field(default_factory=dict)  # our name -> the CSV's column name
+    start: str | None = None        # first date kept, YYYY-MM-DD
+    end: str | None = None          # last date kept, YYYY-MM-DD
+    cache_dir: str = "data_feeds/cache"
+
+
+@dataclass(frozen=True)
+class WalkForwardConfig:
+    train_bars: int = 3 * TRADING_DAYS   # first train window; rolling windows keep this length
+    test_bars: int = TRADING_DAYS        # one test window; the last one may be shorter
+    val_fraction: float = 0.2            # validation tail of the train window (early stopping)
+    purge_bars: int = 5                  # gap between train and test, >= any label horizon
+    window: str = "expanding"            # expanding | rolling
+    warmup_bars: int = 0                 # bars fed before a test window, on which nothing trades;
+                                         # the strategy's own need is used when that is larger
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    cash: float = 100_000.0
+    commission_bps: float = 1.0          # per side, on traded value
+    slippage_bps: float = 1.0            # per side, fills moved against us
+    cash_buffer: float = 0.01            # equity kept back so an all-in order survives a gap up
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    name: str = "sma_cross"              # buy_hold | sma_cross | tsmom
+    sma_fast: int = 1                    # 1 = the price itself: the 200-day timing rule
+    sma_slow: int = 200
+    allow_short: bool = False            # sma_cross / tsmom may go short when the signal says so
+    tsmom_lookback: int = TRADING_DAYS   # 12-month momentum
+    vol_target: float = 0.15             # annualised volatility target of tsmom
+    vol_window: int = 60                 # bars of the realised-volatility estimate
+    max_leverage: float = 1.0            # cap on |exposure| for volatility targeting
+    rebalance_band: float = 0.1          # rebalance only when exposure drifts this far from target
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    walkforward: WalkForwardConfig = field(default_factory=WalkForwardConfig)
+    backtest: BacktestConfig = field(default_factory=BacktestConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+
+
+def _suggest(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    return f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(sorted(known))}"
+
+
+def _coerce(value, typ, where: str):
+    """Check a TOML value against a field's annotation; ints are accepted where floats are."""
+    origin = typing.get_origin(typ)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(typ)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, where)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise errors[0]
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ConfigError(f"config key '{where}' must be a table of strings")
+        return dict(value)
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if typ is bool and not isinstance(value, bool) or typ is not bool and isinstance(value, bool):
+        raise ConfigError(f"config key '{where}' must be {typ.__name__}, got {value!r}")
+    if not isinstance(value, typ):
+        raise ConfigError(f"config key '{where}' must be {typ.__name__}, got {value!r}")
+    return value
+
+
+def from_dict(cls, values: dict, prefix: str = ""):
+    """Build dataclass `cls` from nested dicts; unknown keys raise ConfigError with a suggestion."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        where = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"unknown config key '{where}': {_suggest(key, names)}")
+        typ = hints[key]
+        if dataclasses.is_dataclass(typ):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key '{where}' must be a table [{where}]")
+            kwargs[key] = from_dict(typ, value, prefix=f"{where}.")
+        else:
+            kwargs[key] = _coerce(value, typ, where)
+    return cls(**kwargs)
+
+
+def to_dict(obj) -> dict:
+    return dataclasses.asdict(obj)
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        values = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found: give an existing TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML ({exc})") from None
+    return from_dict(Config, values)
+
+
+def override(config, **changes):
+    """Return `config` with dotted keys replaced, e.g. override(c, **{"backtest.cash": 1e6})."""
+    nested: dict = {}
+    for dotted, value in changes.items():
+        head, _, rest = dotted.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            nested[head] = value
+    names = {f.name for f in dataclasses.fields(config)}
+    kwargs = {}
+    for key, value in nested.items():
+        if key not in names:
+            raise ConfigError(f"unknown config key '{key}': {_suggest(key, list(names))}")
+        current = getattr(config, key)
+        kwargs[key] = override(current, **value) if isinstance(value, dict) and dataclasses.is_dataclass(current) else value
+    return dataclasses.replace(config, **kwargs)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in value.items()) + " }"
+    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+
+
+def to_toml(config: Config) -> str:
+    """TOML text that load_config reads back to an equal Config (None values are left out)."""
+    top, tables = [], []
+    for key, value in to_dict(config).items():
+        if isinstance(value, dict) and dataclasses.is_dataclass(getattr(config, key)):
+            lines = [f"{k} = {_toml_value(v)}" for k, v in value.items() if v is not None]
+            tables.append(f"[{key}]\n" + "\n".join(lines))
+        elif value is not None:
+            top.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(top) + "\n\n" + "\n\n".join(tables) + "\n"

@@ -1,0 +1,209 @@
+"""load_ohlcv: embedded data, CSV files or a cached yfinance download -> one validated DataFrame.
+
+The result is indexed by date (strictly increasing, no duplicates) with float columns
+open, high, low, close, volume. Where the source has an adjusted close, open/high/low/close
+are scaled by adj_close / close so that splits and dividends are not fake gaps.
+Every problem raises DataError naming the file, the row and what to do.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import DataConfig
+from .errors import DataError
+
+EMBEDDED = {"sp500": "arch.data.sp500", "nasdaq": "arch.data.nasdaq"}
+PRICES = ["open", "high", "low", "close"]
+COLUMNS = PRICES + ["volume"]
+# Spellings of column names seen in Yahoo, stooq and broker exports, lower-cased.
+ALIASES = {"adj close": "adj_close", "adjclose": "adj_close", "adj_close": "adj_close",
+           "datetime": "date", "timestamp": "date", "time": "date", "vol": "volume"}
+
+
+def load_ohlcv(config: DataConfig | None = None, **overrides) -> pd.DataFrame:
+    """Load, validate, adjust and date-slice the source the config names.
+
+    Precedence: csv, then ticker, then the embedded dataset. Keyword overrides are fields
+    of DataConfig, e.g. load_ohlcv(dataset="nasdaq", start="2005-01-01").
+    """
+    cfg = DataConfig(**{**(vars(config) if config else {}), **overrides})
+    if cfg.csv:
+        frame = load_csv(cfg.csv, cfg.columns)
+    elif cfg.ticker:
+        frame = load_ticker(cfg.ticker, cfg.cache_dir)
+    else:
+        frame = load_embedded(cfg.dataset)
+    return slice_dates(frame, cfg.start, cfg.end, source=source_name(cfg))
+
+
+def source_name(cfg: DataConfig) -> str:
+    """Short name of the data source, used in run names and report titles."""
+    if cfg.csv:
+        return Path(cfg.csv).stem
+    return cfg.ticker.upper() if cfg.ticker else cfg.dataset
+
+
+def load_embedded(name: str) -> pd.DataFrame:
+    if name not in EMBEDDED:
+        raise DataError(f"unknown dataset '{name}': choose one of {', '.join(EMBEDDED)}, or give --csv FILE")
+    raw = importlib.import_module(EMBEDDED[name]).load()
+    return validate(raw.reset_index(), source=f"dataset {name}", first_line=None)
+
+
+def load_csv(path: str | Path, columns: dict[str, str] | None = None) -> pd.DataFrame:
+    """Read Yahoo's format (Date,Open,High,Low,Close,Adj Close,Volume) or any CSV with a mapping.
+
+    `columns` maps our names (date, open, high, low, close, volume, adj_close) to the file's.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; give a CSV path, --dataset sp500|nasdaq or --ticker SYMBOL")
+    try:
+        raw = pd.read_csv(path, dtype=str, skipinitialspace=True, keep_default_na=False)  # keep "null" visible
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a readable CSV file ({str(exc).strip().splitlines()[0]})") from None
+    if columns:
+        missing = [theirs for theirs in columns.values() if theirs not in raw.columns]
+        if missing:
+            raise DataError(f"{path}: column mapping names {missing} but the file has {list(raw.columns)}")
+        raw = raw.rename(columns={theirs: ours for ours, theirs in columns.items()})
+    return validate(raw, source=str(path), first_line=2)
+
+
+def load_ticker(symbol: str, cache_dir: str | Path) -> pd.DataFrame:
+    """A yfinance download, cached as a Yahoo-format CSV; a cached symbol never touches the network."""
+    cache = Path(cache_dir) / f"{symbol.upper()}.csv"
+    if not cache.is_file():
+        _download(symbol, cache)
+    return load_csv(cache)
+
+
+def _download(symbol: str, cache: Path) -> None:
+    hint = (f"could not download '{symbol}' with yfinance (no network, or an unknown symbol) and no cache "
+            f"at {cache}: use --csv FILE or the embedded data (--dataset sp500|nasdaq)")
+    logging.getLogger("yfinance").setLevel(logging.CRITICAL)  # it logs its own failures loudly
+    try:
+        import yfinance
+        raw = yfinance.download(symbol, period="max", auto_adjust=False, progress=False, threads=False)
+    except Exception:  # yfinance raises many kinds on a dead network; all mean the same here
+        raise DataError(hint) from None
+    if raw is None or raw.empty:
+        raise DataError(hint)
+    if isinstance(raw.columns, pd.MultiIndex):
+        raw.columns = raw.columns.get_level_values(0)
+    raw.index = pd.DatetimeIndex(raw.index).tz_localize(None)
+    raw.index.name = "Date"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(cache, raw[["Open", "High", "Low", "Close", "Adj Close", "Volume"]].to_csv())
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _where(source: str, first_line: int | None, pos: int, date=None) -> str:
+    """'file.csv row 17' for files (the line number an editor shows), the date otherwise."""
+    if first_line is not None:
+        return f"{source} row {pos + first_line}"
+    if date is not None:
+        return f"{source} at {pd.Timestamp(date).date()}"
+    return f"{source} row {pos + 1}"
+
+
+def validate(raw: pd.DataFrame, source: str, first_line: int | None) -> pd.DataFrame:
+    """Standardise names, parse and check every row; return the adjusted OHLCV frame."""
+    frame = raw.rename(columns=lambda c: ALIASES.get(str(c).strip().lower(), str(c).strip().lower()))
+    required = ["date"] + PRICES
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise DataError(f"{source}: missing column(s) {missing}; found {list(raw.columns)}. "
+                        "Give a mapping, e.g. --columns date=Datum,close=Schluss")
+    if "volume" not in frame.columns:
+        frame["volume"] = 0.0  # price-only files are fine; volume features then read zero
+
+    dates = pd.to_datetime(frame["date"], errors="coerce", format="mixed") if frame["date"].dtype == object \
+        else pd.to_datetime(frame["date"], errors="coerce")
+    bad = np.flatnonzero(dates.isna().to_numpy())
+    if bad.size:
+        i = bad[0]
+        raise DataError(f"{_where(source, first_line, i)}: {frame['date'].iloc[i]!r} is not a date; fix or remove the row")
+    if getattr(dates.dt, "tz", None) is not None:
+        dates = dates.dt.tz_localize(None)
+    dates = dates.dt.normalize()
+
+    numeric = ["adj_close"] if "adj_close" in frame.columns else []
+    values = {c: pd.to_numeric(frame[c], errors="coerce").astype(float) for c in COLUMNS + numeric}
+    for column, series in values.items():
+        bad = np.flatnonzero(~np.isfinite(series.to_numpy()))
+        if bad.size:
+            i = bad[0]
+            raise DataError(f"{_where(source, first_line, i, dates.iloc[i])}: {column} is missing or not a number "
+                            f"({frame[column].iloc[i]!r}); fix or remove the row ({bad.size} row(s) like this)")
+
+    duplicated = np.flatnonzero(dates.duplicated().to_numpy())
+    if duplicated.size:
+        i = int(duplicated[0])
+        raise DataError(f"{_where(source, first_line, i, dates.iloc[i])}: duplicate date {dates.iloc[i].date()}; "
+                        "keep one row per date")
+    step = np.diff(dates.to_numpy().astype("datetime64[ns]").astype(np.int64))
+    if (step < 0).any():
+        i = int(np.flatnonzero(step < 0)[0]) + 1
+        raise DataError(f"{_where(source, first_line, i, dates.iloc[i])}: date {dates.iloc[i].date()} comes after "
+                        f"{dates.iloc[i - 1].date()}; sort the file by date (oldest first)")
+
+    for column in PRICES + numeric:
+        bad = np.flatnonzero(values[column].to_numpy() <= 0)
+        if bad.size:
+            i = bad[0]
+            raise DataError(f"{_where(source, first_line, i, dates.iloc[i])}: {column} is {values[column].iloc[i]}, "
+                            "prices must be positive; fix or remove the row")
+    bad = np.flatnonzero(values["volume"].to_numpy() < 0)
+    if bad.size:
+        i = bad[0]
+        raise DataError(f"{_where(source, first_line, i, dates.iloc[i])}: negative volume; fix or remove the row")
+    bad = np.flatnonzero(values["high"].to_numpy() < values["low"].to_numpy())
+    if bad.size:
+        i = bad[0]
+        raise DataError(f"{_where(source, first_line, i, dates.iloc[i])}: high {values['high'].iloc[i]} is below "
+                        f"low {values['low'].iloc[i]}; fix or remove the row")
+
+    out = pd.DataFrame({c: values[c].to_numpy() for c in COLUMNS}, index=pd.DatetimeIndex(dates, name="date"))
+    if numeric:
+        ratio = values["adj_close"].to_numpy() / values["close"].to_numpy()
+        out[PRICES] = out[PRICES].to_numpy() * ratio[:, None]
+    return out
+
+
+def slice_dates(frame: pd.DataFrame, start: str | None, end: str | None, source: str) -> pd.DataFrame:
+    try:
+        lo = pd.Timestamp(start) if start else None
+        hi = pd.Timestamp(end) if end else None
+    except ValueError:
+        raise DataError(f"--start/--end must be dates like 2005-01-31, got {start!r} / {end!r}") from None
+    sliced = frame.loc[lo:hi]
+    if sliced.empty:
+        raise DataError(f"{source}: no bars between {start or 'the start'} and {end or 'the end'}; "
+                        f"the data covers {frame.index[0].date()} to {frame.index[-1].date()}")
+    return sliced
+
+
+def require_bars(frame: pd.DataFrame, needed: int, what: str) -> None:
+    if len(frame) < needed:
+        raise DataError(f"{len(frame)} bars ({frame.index[0].date()} to {frame.index[-1].date()}) are too few: "
+                        f"{what} needs at least {needed}; use a longer date range or shorter windows")

@@ -1,0 +1,36 @@
+"""One backtrader run of one strategy over one frame: the unit the walk-forward repeats."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import backtrader as bt
+import pandas as pd
+
+from .analyzer import PnLFeedback
+from .feeds import configure_broker, frame_feed
+
+
+@dataclass
+class BacktestResult:
+    returns: pd.Series      # daily returns of the trading bars
+    equity: pd.Series       # account value at each trading bar's close
+    fills: pd.DataFrame     # date, size (signed), price, commission
+    orders: pd.DataFrame    # date decided, size (signed), type, price
+    carry: dict             # state for the next segment's run (TargetStrategy.carry_out)
+    strategy: bt.Strategy   # the finished strategy, for diagnostics
+
+
+def run_backtest(frame: pd.DataFrame, strategy: type[bt.Strategy], params: dict | None = None, *,
+                 cash: float = 100_000.0, commission_bps: float = 1.0, slippage_bps: float = 1.0,
+                 trade_from: dt.date | None = None, carry: dict | None = None) -> BacktestResult:
+    """Run `strategy` over `frame`; bars before `trade_from` are warm-up; `carry` resumes a run."""
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(frame_feed(frame))
+    configure_broker(cerebro.broker, carry["cash"] if carry else cash, commission_bps, slippage_bps)
+    cerebro.addstrategy(strategy, trade_from=trade_from, carry=carry, **(params or {}))
+    cerebro.addanalyzer(PnLFeedback, _name="pnl", trade_from=trade_from)
+    (strat,) = cerebro.run(maxcpus=1)
+    report = strat.analyzers.pnl.get_analysis()
+    return BacktestResult(report["returns"], report["equity"], report["fills"], report["orders"],
+                          strat.carry_out(), strat)

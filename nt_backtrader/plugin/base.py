@@ -1,0 +1,93 @@
+"""TargetStrategy: the base of our strategies; trades toward a target exposure.
+
+It adds two things to bt.Strategy that walk-forward needs and plain scripts ignore:
+- `trade_from`: bars before this date are warm-up: indicators run, no order is placed;
+- `carry`: the state a previous segment ended with (cash, position, orders still pending),
+  so that a walk-forward of K backtrader runs equals one continuous run.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import backtrader as bt
+
+
+class TargetStrategy(bt.Strategy):
+    params = (
+        ("trade_from", None),     # datetime.date; None: trade from the first bar
+        ("carry", None),          # dict from a previous run's carry_out(), or None
+        ("cash_buffer", 0.01),    # equity kept back so that an all-in order survives a gap up
+        ("rebalance_band", 0.0),  # re-trade only when the target moves further than this
+    )
+
+    def __init__(self):
+        self.last_target = None   # exposure last ordered; None forces the next order
+        self.order = None         # at most one pending order of our own
+
+    # --- subclasses -------------------------------------------------------------------------
+    def target(self) -> float | None:
+        """Wanted exposure (position value / equity) decided on this bar's close; None = no view."""
+        raise NotImplementedError
+
+    # --- walk-forward plumbing --------------------------------------------------------------
+    def start(self):
+        carry = self.p.carry
+        if carry:
+            # The carried position is in place from the first bar, so the equity on the last
+            # warm-up bar (the previous run's last bar) equals the previous run's final equity.
+            position = bt.Position(carry["size"], carry["price"])
+            position.datetime = dt.datetime.fromisoformat(carry["date"])  # read by short-interest code
+            self.broker.positions[self.data] = position
+            self.last_target = carry["last_target"]
+
+    def warming_up(self) -> bool:
+        return self.p.trade_from is not None and self.data.datetime.date(0) < self.p.trade_from
+
+    def resume_carried_orders(self) -> None:
+        """On the bar the previous run ended, re-send the orders it left pending."""
+        for size in self.p.carry["pending"]:
+            self.order = self.buy(size=size) if size > 0 else self.sell(size=-size)
+
+    def carry_out(self) -> dict:
+        """Plain numbers that let the next segment's run continue where this one stopped."""
+        pending = [self.order.executed.remsize] if self.order is not None and self.order.alive() else []
+        return {"date": self.data.datetime.date(0).isoformat(), "cash": self.broker.getcash(),
+                "size": self.position.size, "price": self.position.price,
+                "last_target": self.last_target, "pending": pending}
+
+    def prenext(self):
+        self._maybe_resume()
+
+    def next(self):
+        if self.warming_up():
+            self._maybe_resume()
+            return
+        target = self.target()
+        if target is None or self.order is not None:
+            return
+        if self.last_target is not None and abs(target - self.last_target) <= self.p.rebalance_band:
+            return
+        self.order_exposure(target)
+
+    def _maybe_resume(self):
+        carry = self.p.carry
+        if carry and self.data.datetime.date(0) == dt.date.fromisoformat(carry["date"]):
+            self.resume_carried_orders()
+
+    # --- orders -----------------------------------------------------------------------------
+    def order_exposure(self, target: float) -> None:
+        """Order the size that makes position value = target x equity at this close."""
+        value = self.broker.getvalue()
+        price = self.data.close[0]
+        delta = target * value * (1.0 - self.p.cash_buffer) / price - self.position.size
+        if abs(delta) * price > 1e-9 * value:
+            self.order = self.buy(size=delta) if delta > 0 else self.sell(size=-delta)
+        self.last_target = target
+
+    def notify_order(self, order):
+        if order.alive():
+            return
+        if self.order is not None and order.ref == self.order.ref:  # notifications carry clones
+            self.order = None
+        if order.status in (order.Margin, order.Rejected):
+            self.last_target = None  # not filled: decide again on the next bar

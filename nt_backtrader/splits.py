@@ -1,0 +1,68 @@
+"""Walk-forward splitter: train window, validation tail, purge gap, test window, per segment.
+
+Positions are integer offsets into the bar index; every window is half-open [start, end).
+Test windows never overlap and tile the out-of-sample period without holes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .config import WalkForwardConfig
+from .errors import ConfigError
+
+MIN_LAST_WINDOW = 21  # a shorter remainder is folded into the previous test window
+
+
+@dataclass(frozen=True)
+class Segment:
+    index: int
+    train_start: int
+    val_start: int      # the validation tail is [val_start, train_end)
+    train_end: int      # purge gap is [train_end, test_start)
+    test_start: int
+    test_end: int
+
+    @property
+    def n_test(self) -> int:
+        return self.test_end - self.test_start
+
+    def describe(self, dates: pd.DatetimeIndex) -> dict:
+        day = lambda i: str(dates[i].date())  # noqa: E731
+        return {"segment": self.index, "train_start": day(self.train_start), "train_end": day(self.train_end - 1),
+                "val_start": day(self.val_start), "test_start": day(self.test_start),
+                "test_end": day(self.test_end - 1), "n_train": self.train_end - self.train_start,
+                "n_test": self.n_test}
+
+
+def check(config: WalkForwardConfig) -> None:
+    if config.window not in ("expanding", "rolling"):
+        raise ConfigError(f"walkforward.window must be 'expanding' or 'rolling', got {config.window!r}")
+    if config.train_bars < 20 or config.test_bars < 1:
+        raise ConfigError("walkforward.train_bars must be >= 20 and walkforward.test_bars >= 1")
+    if config.purge_bars < 0 or config.warmup_bars < 0:
+        raise ConfigError("walkforward.purge_bars and walkforward.warmup_bars must be >= 0")
+    if not 0.0 <= config.val_fraction < 0.5:
+        raise ConfigError(f"walkforward.val_fraction must be in [0, 0.5), got {config.val_fraction}")
+
+
+def bars_needed(config: WalkForwardConfig) -> int:
+    """The fewest bars that give one full segment."""
+    return config.train_bars + config.purge_bars + config.test_bars
+
+
+def split(n_bars: int, config: WalkForwardConfig) -> list[Segment]:
+    check(config)
+    first_test = config.train_bars + config.purge_bars
+    starts = list(range(first_test, n_bars, config.test_bars))
+    if len(starts) > 1 and n_bars - starts[-1] < MIN_LAST_WINDOW:
+        starts.pop()
+    ends = starts[1:] + [n_bars]
+    segments = []
+    for k, (test_start, test_end) in enumerate(zip(starts, ends)):
+        train_end = test_start - config.purge_bars
+        train_start = 0 if config.window == "expanding" else train_end - config.train_bars
+        val_start = train_end - int(round(config.val_fraction * (train_end - train_start)))
+        segments.append(Segment(k, train_start, val_start, train_end, test_start, test_end))
+    return segments

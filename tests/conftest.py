@@ -1,0 +1,57 @@
+"""Shared fixtures: real data slices, small walk-forward configs, and no network at all."""
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nt_backtrader.config import Config, override
+from nt_backtrader.data import load_ohlcv
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Any attempt to open an internet connection fails the test that made it."""
+    real_connect = socket.socket.connect
+
+    def guarded(sock, address, *args, **kwargs):
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            raise RuntimeError(f"test tried to reach the network: {address}")
+        return real_connect(sock, address, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture(scope="session")
+def sp500() -> pd.DataFrame:
+    return load_ohlcv(dataset="sp500")
+
+
+@pytest.fixture(scope="session")
+def sp500_short(sp500) -> pd.DataFrame:
+    """2004-2009: six years, a bull market, the 2008 crash and the rebound."""
+    return sp500.loc["2004-01-01":"2009-12-31"]
+
+
+@pytest.fixture
+def small_config() -> Config:
+    """One-year train windows and quarterly tests: many segments on a short slice."""
+    return override(Config(), **{"walkforward.train_bars": 252, "walkforward.test_bars": 63})
+
+
+def with_noise_after(frame: pd.DataFrame, cutoff: pd.Timestamp, seed: int = 1) -> pd.DataFrame:
+    """Replace every bar after `cutoff` by a valid random walk: the future a leak would see."""
+    rng = np.random.default_rng(seed)
+    noisy = frame.copy()
+    after = noisy.index > cutoff
+    n = int(after.sum())
+    close = frame["close"][~after].iloc[-1] * np.exp(np.cumsum(rng.normal(0, 0.03, n)))
+    open_ = close * np.exp(rng.normal(0, 0.01, n))
+    noisy.loc[after, "open"] = open_
+    noisy.loc[after, "close"] = close
+    noisy.loc[after, "high"] = np.maximum(open_, close) * (1 + rng.uniform(0, 0.02, n))
+    noisy.loc[after, "low"] = np.minimum(open_, close) * (1 - rng.uniform(0, 0.02, n))
+    noisy.loc[after, "volume"] = rng.uniform(1e8, 5e9, n)
+    return noisy

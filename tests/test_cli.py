@@ -1,0 +1,99 @@
+"""The command line: a full run writes every report file; bad input is one line and exit code 2."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from nt_backtrader.cli import main
+from nt_backtrader.data import load_ohlcv
+
+SMALL = "[walkforward]\ntrain_bars = 252\ntest_bars = 126\n"
+
+
+def run_cli(argv, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own exits
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_run_writes_tearsheet_returns_and_metrics(tmp_path, capsys):
+    (tmp_path / "small.toml").write_text(SMALL)
+    out = tmp_path / "report"
+    code, stdout, _ = run_cli(["run", "--strategy", "sma_cross", "--start", "2010-01-01", "--end", "2013-12-31",
+                               "--config", str(tmp_path / "small.toml"), "--out", str(out), "--quiet"], capsys)
+    assert code == 0 and "tear-sheet:" in stdout
+    assert sorted(p.name for p in out.iterdir()) == ["config.toml", "history.json", "metrics.json", "returns.csv",
+                                                     "tearsheet.html", "trades.csv"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("sharpe", "cagr", "max_drawdown", "psr", "turnover", "n_trades", "n_segments", "start", "end"):
+        assert key in metrics
+    returns = pd.read_csv(out / "returns.csv", index_col="date", parse_dates=True)
+    assert list(returns.columns) == ["strategy", "benchmark"]
+    n_bars = len(load_ohlcv(start="2010-01-01", end="2013-12-31"))
+    assert len(returns) == n_bars - 252 - 5  # everything after the first train window and purge gap
+    assert metrics["n_segments"] == -(-(n_bars - 257) // 126)
+    assert metrics["start"] == str(returns.index[0].date()) and "<html" in (out / "tearsheet.html").read_text()[:2000]
+
+
+def _bad_csv(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("Date,Open,High,Low,Close,Adj Close,Volume\n2020-01-02,1,2,0.5,1.5,1.5,10\n"
+                    "2020-01-03,1,2,0.5,,1.5,10\n")
+    return str(path)
+
+
+BAD_INPUTS = {
+    "missing csv": lambda tmp: ["--csv", str(tmp / "missing.csv")],
+    "nan row": lambda tmp: ["--csv", _bad_csv(tmp)],
+    "unknown strategy": lambda tmp: ["--strategy", "sma_crosss"],
+    "too little data": lambda tmp: ["--start", "2017-01-01"],
+    "unknown config key": lambda tmp: ["--config", _write(tmp / "c.toml", "[backtest]\ncomission_bps = 1\n")],
+    "bad columns": lambda tmp: ["--csv", _bad_csv(tmp), "--columns", "date"],
+    "not a number": lambda tmp: ["--commission-bps", "lots"],
+    "two sources": lambda tmp: ["--dataset", "sp500", "--csv", "x.csv"],
+}
+
+
+def _write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_one_line_exit_2_and_no_report(tmp_path, capsys, case):
+    out = tmp_path / "report"
+    code, stdout, stderr = run_cli(["run", *BAD_INPUTS[case](tmp_path), "--out", str(out), "--quiet"], capsys)
+    assert code == 2
+    assert len(stderr.strip().splitlines()) == 1 and "error:" in stderr and "Traceback" not in stderr
+    assert not out.exists()
+
+
+def test_expected_messages(tmp_path, capsys):
+    _, _, stderr = run_cli(["run", "--strategy", "sma_crosss", "--quiet"], capsys)
+    assert "did you mean 'sma_cross'?" in stderr
+    _, _, stderr = run_cli(["run", "--start", "2017-01-01", "--quiet"], capsys)
+    assert "502 bars (2017-01-03 to 2018-12-31) are too few" in stderr and "needs at least 1013" in stderr
+
+
+def test_ticker_offline_without_cache(tmp_path, capsys, monkeypatch):
+    import yfinance
+
+    monkeypatch.setattr(yfinance, "download", lambda *a, **k: pd.DataFrame())
+    monkeypatch.chdir(tmp_path)
+    code, _, stderr = run_cli(["run", "--ticker", "SPY", "--quiet"], capsys)
+    assert code == 2 and "use --csv FILE or the embedded data" in stderr
+    assert not (tmp_path / "reports").exists()
+
+
+def test_real_process_exit_code_and_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "nt_backtrader.cli", "run", "--csv", str(tmp_path / "none.csv")],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr and "none.csv" in proc.stderr
