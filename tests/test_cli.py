@@ -42,16 +42,26 @@ def test_run_writes_tearsheet_returns_and_metrics(tmp_path, capsys):
     assert metrics["start"] == str(returns.index[0].date()) and "<html" in (out / "tearsheet.html").read_text()[:2000]
 
 
-def _bad_csv(tmp_path):
+GOOD_ROW = "2020-01-02,1,2,0.5,1.5,1.5,10"
+
+
+def _bad_csv(tmp_path, second_row="2020-01-03,1,2,0.5,,1.5,10", header="Date,Open,High,Low,Close,Adj Close,Volume"):
     path = tmp_path / "bad.csv"
-    path.write_text("Date,Open,High,Low,Close,Adj Close,Volume\n2020-01-02,1,2,0.5,1.5,1.5,10\n"
-                    "2020-01-03,1,2,0.5,,1.5,10\n")
+    path.write_text(f"{header}\n{GOOD_ROW}\n{second_row}\n")
     return str(path)
 
 
 BAD_INPUTS = {
     "missing csv": lambda tmp: ["--csv", str(tmp / "missing.csv")],
     "nan row": lambda tmp: ["--csv", _bad_csv(tmp)],
+    "missing column": lambda tmp: ["--csv", _bad_csv(tmp, header="Date,Open,High,Low,Last,Adj Close,Volume")],
+    "bad date": lambda tmp: ["--csv", _bad_csv(tmp, "2020-13-45,1,2,0.5,1.5,1.5,10")],
+    "unsorted dates": lambda tmp: ["--csv", _bad_csv(tmp, "2019-12-31,1,2,0.5,1.5,1.5,10")],
+    "duplicate dates": lambda tmp: ["--csv", _bad_csv(tmp, GOOD_ROW)],
+    "non-positive price": lambda tmp: ["--csv", _bad_csv(tmp, "2020-01-03,0,2,0.5,1.5,1.5,10")],
+    "high below low": lambda tmp: ["--csv", _bad_csv(tmp, "2020-01-03,1,0.4,0.5,1.5,1.5,10")],
+    "too few bars in a csv": lambda tmp: ["--csv", _bad_csv(tmp, "2020-01-03,1,2,0.5,1.5,1.5,10")],
+    "bad toml": lambda tmp: ["--config", _write(tmp / "c.toml", "[backtest\n")],
     "unknown strategy": lambda tmp: ["--strategy", "sma_crosss"],
     "too little data": lambda tmp: ["--start", "2017-01-01"],
     "unknown config key": lambda tmp: ["--config", _write(tmp / "c.toml", "[backtest]\ncomission_bps = 1\n")],
