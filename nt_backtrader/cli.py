@@ -10,6 +10,8 @@ from .data import EMBEDDED, source_name
 from .errors import ConfigError, UserError
 
 EXIT_USER_ERROR = 2
+# --quick: the same pipeline with smaller nets and fewer epochs, for a first look in under a minute.
+QUICK = {"timing.hidden": 16, "train.first_epochs": 6, "train.max_epochs": 2, "train.max_samples": 1000}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -42,35 +44,57 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--end", metavar="YYYY-MM-DD", help="last date used")
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
+def add_common_options(parser: argparse.ArgumentParser, out_help: str) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML file with any config keys (see README); "
                         "command-line options override it")
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--commission-bps", type=float, help="commission per side in basis points (default 1)")
     parser.add_argument("--slippage-bps", type=float, help="slippage per side in basis points (default 1)")
     parser.add_argument("--cash", type=float, help="starting cash (default 100000)")
-    parser.add_argument("--out", metavar="DIR", help="report folder (default reports/<data>-<strategy>/)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where the networks train (default auto)")
+    parser.add_argument("--quick", action="store_true", help="smaller networks, fewer epochs: a first look "
+                        "in under a minute")
+    parser.add_argument("--out", metavar="PATH", help=out_help)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="nt-backtrader", description=(
-        "Walk-forward backtests of neural and classical strategies in backtrader, "
+        "Neural trading networks in backtrader: walk-forward backtests on daily OHLCV, "
         "reported as QuantStats tear-sheets of the out-of-sample returns."))
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
     run = commands.add_parser("run", help="walk-forward backtest -> tear-sheet, returns.csv, metrics.json",
-                              description="Walk-forward: for each segment fit on the train window, trade "
-                              "the next test window in backtrader (costs on), stitch the test windows, report.")
-    run.add_argument("--strategy", help="buy_hold | sma_cross | tsmom (default sma_cross)")
+                              description="Walk-forward: for each segment train on the train window, trade "
+                              "the next test window in backtrader (costs on), stitch the test windows, report "
+                              "them next to buy_hold, sma_cross and tsmom on the same dates.")
+    run.add_argument("--strategy", help="neural (default) | buy_hold | sma_cross | tsmom")
     add_data_options(run)
-    add_run_options(run)
+    add_common_options(run, "report folder (default reports/<data>-<strategy>/)")
     run.set_defaults(func=cmd_run)
+
+    train = commands.add_parser("train", help="train the networks on all the data -> a bundle file",
+                                description="Train timing, sizing and risk networks on the whole date range "
+                                "(its last walkforward.val_fraction is the validation tail) and save a bundle "
+                                "that `backtest` and your own backtrader scripts can load.")
+    add_data_options(train)
+    add_common_options(train, "bundle file (default reports/<data>-neural/bundle.pt)")
+    train.set_defaults(func=cmd_train)
+
+    backtest = commands.add_parser("backtest", help="trade a saved bundle on any data -> the same report files",
+                                   description="Run NeuralStrategy with a frozen bundle over a data source, "
+                                   "without retraining. Dates the bundle was trained on are in-sample: a "
+                                   "warning says so when they overlap.")
+    backtest.add_argument("--bundle", required=True, metavar="FILE", help="a bundle written by `train`")
+    add_data_options(backtest)
+    add_common_options(backtest, "report folder (default reports/<data>-bundle/)")
+    backtest.set_defaults(func=cmd_backtest)
     return parser
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
     config = load_config(args.config) if args.config else Config()
-    changes = {}
+    changes = dict(QUICK) if args.quick else {}
     if args.dataset or args.csv or args.ticker:
         changes.update({"data.dataset": args.dataset or config.data.dataset, "data.csv": args.csv,
                         "data.ticker": args.ticker})
@@ -78,7 +102,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         changes["data.columns"] = parse_columns(args.columns)
     for option, key in (("start", "data.start"), ("end", "data.end"), ("seed", "seed"),
                         ("commission_bps", "backtest.commission_bps"), ("slippage_bps", "backtest.slippage_bps"),
-                        ("cash", "backtest.cash"), ("strategy", "strategy.name")):
+                        ("cash", "backtest.cash"), ("strategy", "strategy.name"), ("device", "train.device")):
         value = getattr(args, option, None)
         if value is not None:
             changes[key] = value
@@ -87,26 +111,86 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .data import load_ohlcv
-    from .report import TEARSHEET, write_report
+    from .report import write_report
     from .traders import make_trader
-    from .walkforward import walk_forward
+    from .walkforward import compare_baselines, walk_forward
 
     config = config_from_args(args)
-    trader = make_trader(config)  # an unknown strategy fails before any work
-    frame = load_ohlcv(config.data)
     source = source_name(config.data)
+    trader = make_trader(config, source=source)  # an unknown strategy fails before any work
+    frame = load_ohlcv(config.data)
     out = Path(args.out) if args.out else Path("reports") / f"{source}-{trader.name}"
     result = walk_forward(frame, config, trader=trader, progress=not args.quiet)
-    write_report(result, frame, config, out, source)
-    print_summary(result.summary(), out / TEARSHEET)
+    table = {trader.name: result.summary()} | compare_baselines(frame, config, skip=trader.name)
+    write_report(result, frame, config, out, source, comparison=table)
+    print_comparison(table, result.summary(), out)
     return 0
 
 
-def print_summary(summary: dict, tearsheet: Path) -> None:
-    print(f"out of sample {summary['start']} .. {summary['end']} ({summary['n_segments']} segments): "
-          f"Sharpe {summary['sharpe']:.2f}, CAGR {summary['cagr']:.1%}, max drawdown {summary['max_drawdown']:.1%}, "
-          f"PSR {summary['psr']:.2f}, turnover {summary['turnover']:.1f}/yr, {summary['n_trades']} trades")
-    print(f"tear-sheet: {tearsheet}")
+def cmd_train(args: argparse.Namespace) -> int:
+    from .data import load_ohlcv, require_bars
+    from .runtime import configure
+    from .training.trainer import NeuralTrainer
+
+    config = config_from_args(args)
+    source = source_name(config.data)
+    frame = load_ohlcv(config.data)
+    trainer = NeuralTrainer(config, configure(config.train.device, config.train.threads))
+    require_bars(frame, trainer.spec.warmup_bars + 252, "training")
+    val_start = len(frame) - int(round(config.walkforward.val_fraction * len(frame)))
+    arrays = {c: frame[c].to_numpy() for c in ("open", "high", "low", "close", "volume")}
+    meta = {"source": source, "train_start": str(frame.index[0].date()), "train_end": str(frame.index[-1].date())}
+    bundle, info = trainer.fit(arrays, 0, val_start, seed=config.seed, meta=meta)
+    out = Path(args.out) if args.out else Path("reports") / f"{source}-neural" / "bundle.pt"
+    bundle.save(out)
+    print(f"trained on {source} {meta['train_start']} .. {meta['train_end']}: timing validation accuracy "
+          f"{info['timing_val_accuracy']:.3f} after {info['timing_epochs']} epochs")
+    print(f"bundle: {out}")
+    return 0
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .bundle import Bundle
+    from .data import load_ohlcv, require_bars
+    from .plugin import NeuralStrategy, run_backtest
+    from .report import write_report
+    from .trades import round_trips
+    from .walkforward import WalkForwardResult
+
+    bundle = Bundle.load(args.bundle)
+    config = config_from_args(args)
+    source = source_name(config.data)
+    frame = load_ohlcv(config.data)
+    warmup = bundle.spec.warmup_bars
+    require_bars(frame, warmup + 21, "a backtest with this bundle (its warm-up plus a month)")
+    first = frame.index[warmup]
+    trained = bundle.meta
+    if trained.get("source") == source and first <= pd.Timestamp(trained.get("train_end", "1900-01-01")):
+        print(f"nt-backtrader: warning: {source} from {first.date()} overlaps the bundle's training data "
+              f"({trained['train_start']} .. {trained['train_end']}): those returns are in-sample", file=sys.stderr)
+    costs = config.backtest
+    bt_result = run_backtest(frame, NeuralStrategy, {"bundle": bundle, "cash_buffer": costs.cash_buffer},
+                             cash=costs.cash, commission_bps=costs.commission_bps, slippage_bps=costs.slippage_bps,
+                             trade_from=first.date())
+    result = WalkForwardResult(bt_result.returns, bt_result.equity, bt_result.fills, bt_result.orders,
+                               round_trips(bt_result.fills, bt_result.returns.index), history=[],
+                               strategy="neural-bundle")
+    out = Path(args.out) if args.out else Path("reports") / f"{source}-bundle"
+    write_report(result, frame, config, out, source, extra={"bundle": str(args.bundle), "bundle_meta": trained})
+    print_comparison({"neural-bundle": result.summary()}, result.summary(), out)
+    return 0
+
+
+def print_comparison(table: dict, summary: dict, out: Path) -> None:
+    segments = f", {summary['n_segments']} walk-forward segments" if summary["n_segments"] else ""
+    print(f"out of sample {summary['start']} .. {summary['end']} ({summary['n_days']} days{segments}), costs on:")
+    print(f"  {'strategy':<14}{'Sharpe':>8}{'CAGR':>8}{'max DD':>9}{'turnover':>10}{'trades':>8}")
+    for name, s in table.items():
+        print(f"  {name:<14}{s['sharpe']:>8.2f}{s['cagr']:>8.1%}{s['max_drawdown']:>9.1%}"
+              f"{s['turnover']:>9.1f}x{s['n_trades']:>8d}")
+    print(f"report: {out}/tearsheet.html")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,7 +51,7 @@ class BacktestConfig:
 
 @dataclass(frozen=True)
 class StrategyConfig:
-    name: str = "sma_cross"              # buy_hold | sma_cross | tsmom
+    name: str = "neural"                 # neural | buy_hold | sma_cross | tsmom
     sma_fast: int = 1                    # 1 = the price itself: the 200-day timing rule
     sma_slow: int = 200
     allow_short: bool = False            # sma_cross / tsmom may go short when the signal says so
@@ -63,12 +63,63 @@ class StrategyConfig:
 
 
 @dataclass(frozen=True)
+class TimingConfig:
+    window: int = 32                     # bars the timing net reads, ending at the decision bar
+    hidden: int = 32
+    heads: int = 4
+    layers: int = 1                      # Transformer encoder layers after the LSTM
+    dropout: float = 0.1
+    horizon: int = 5                     # label horizon (bars) of the direction loss
+    loss: str = "both"                   # direction | sharpe | both
+    turnover_bps: float = 10.0           # Sharpe-loss cost per unit of position change
+    enter: float = 0.55                  # enter when p(long) reaches this (p(short) with shorts)
+    exit: float = 0.45                   # leave when it falls below this
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    lr: float = 1e-3
+    batch_size: int = 256
+    weight_decay: float = 1e-4
+    max_epochs: int = 12                 # per segment; warm starts need fewer than the first fit
+    first_epochs: int = 30               # the first segment starts from scratch
+    patience: int = 3                    # epochs without a better validation loss before stopping
+    max_samples: int = 2000              # most recent train samples used per segment
+    grad_clip: float = 1.0
+    device: str = "auto"                 # auto | cpu | cuda
+    threads: int = 0                     # torch CPU threads; 0 = one per core
+
+
+@dataclass(frozen=True)
+class SizingConfig:
+    enabled: bool = True                 # False: the classical twin, a volatility-target fraction
+    hidden: int = 16
+    vol_target: float = 0.15             # annualised; the fraction the multiplier scales
+    max_fraction: float = 1.0
+    max_multiplier: float = 2.0
+    anchor: float = 5.0                  # keeps the mean multiplier near 1 (the vol target)
+
+
+@dataclass(frozen=True)
+class RiskConfig:
+    enabled: bool = True                 # False: the classical twin, fixed ATR brackets
+    hidden: int = 16
+    horizon: int = 21                    # bars a bracket may stay open in its training outcomes
+    fixed_stop_atr: float = 2.0
+    fixed_take_atr: float = 3.0
+
+
+@dataclass(frozen=True)
 class Config:
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     walkforward: WalkForwardConfig = field(default_factory=WalkForwardConfig)
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    timing: TimingConfig = field(default_factory=TimingConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sizing: SizingConfig = field(default_factory=SizingConfig)
+    risk: RiskConfig = field(default_factory=RiskConfig)
 
 
 def _suggest(key: str, known: list[str]) -> str:

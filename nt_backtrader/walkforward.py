@@ -12,7 +12,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import metrics
-from .config import Config
+from .config import Config, override
 from .data import require_bars
 from .plugin import run_backtest
 from .splits import Segment, bars_needed, split
@@ -54,7 +54,7 @@ def walk_forward(frame: pd.DataFrame, config: Config, trader=None, progress: boo
     bar = tqdm(segments, desc=f"walk-forward {trader.name}", unit="segment", disable=None if progress else True,
                leave=False)
     for seg in bar:
-        params = trader.fit(frame.iloc[seg.train_start:seg.train_end], seg)
+        params = trader.fit(frame.iloc[:seg.train_end], seg)  # nothing at or after train_end
         window = frame.iloc[max(0, seg.test_start - warmup):seg.test_end]
         result = run_backtest(window, trader.strategy, params, cash=costs.cash,
                               commission_bps=costs.commission_bps, slippage_bps=costs.slippage_bps,
@@ -70,6 +70,17 @@ def walk_forward(frame: pd.DataFrame, config: Config, trader=None, progress: boo
         returns=returns, equity=pd.concat([p.equity for p in parts]), fills=fills,
         orders=pd.concat([p.orders for p in parts], ignore_index=True),
         trades=round_trips(fills, returns.index), history=history, strategy=trader.name)
+
+
+def compare_baselines(frame: pd.DataFrame, config: Config, skip: str = "") -> dict[str, dict]:
+    """Classical baselines through the same walk-forward: the same test dates, the same costs."""
+    from .traders import CLASSICAL
+
+    out = {}
+    for name in CLASSICAL:
+        if name != skip:
+            out[name] = walk_forward(frame, override(config, **{"strategy.name": name}), progress=False).summary()
+    return out
 
 
 def segment_metrics(result) -> dict:

@@ -28,9 +28,9 @@ def test_run_writes_tearsheet_returns_and_metrics(tmp_path, capsys):
     out = tmp_path / "report"
     code, stdout, _ = run_cli(["run", "--strategy", "sma_cross", "--start", "2010-01-01", "--end", "2013-12-31",
                                "--config", str(tmp_path / "small.toml"), "--out", str(out), "--quiet"], capsys)
-    assert code == 0 and "tear-sheet:" in stdout
-    assert sorted(p.name for p in out.iterdir()) == ["config.toml", "history.json", "metrics.json", "returns.csv",
-                                                     "tearsheet.html", "trades.csv"]
+    assert code == 0 and "tearsheet.html" in stdout and "tsmom" in stdout
+    assert sorted(p.name for p in out.iterdir()) == ["comparison.csv", "config.toml", "history.json", "metrics.json",
+                                                     "returns.csv", "tearsheet.html", "trades.csv"]
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("sharpe", "cagr", "max_drawdown", "psr", "turnover", "n_trades", "n_segments", "start", "end"):
         assert key in metrics
@@ -40,6 +40,47 @@ def test_run_writes_tearsheet_returns_and_metrics(tmp_path, capsys):
     assert len(returns) == n_bars - 252 - 5  # everything after the first train window and purge gap
     assert metrics["n_segments"] == -(-(n_bars - 257) // 126)
     assert metrics["start"] == str(returns.index[0].date()) and "<html" in (out / "tearsheet.html").read_text()[:2000]
+    comparison = pd.read_csv(out / "comparison.csv", index_col="strategy")
+    assert list(comparison.index) == ["sma_cross", "buy_hold", "tsmom"]
+    assert (comparison["start"] == metrics["start"]).all() and (comparison["end"] == metrics["end"]).all()
+    assert comparison.loc["sma_cross", "sharpe"] == pytest.approx(metrics["sharpe"])
+
+
+def tiny_toml(path):
+    from conftest import TINY
+    from nt_backtrader.config import Config, override, to_toml
+
+    path.write_text(to_toml(override(Config(), **TINY)))
+    return str(path)
+
+
+def test_neural_run_reports_next_to_the_baselines(tmp_path, capsys):
+    out = tmp_path / "report"
+    code, stdout, _ = run_cli(["run", "--start", "2006-01-01", "--end", "2009-12-31", "--config",
+                               tiny_toml(tmp_path / "tiny.toml"), "--out", str(out), "--quiet"], capsys)
+    assert code == 0
+    table = pd.read_csv(out / "comparison.csv", index_col="strategy")
+    assert list(table.index) == ["neural", "buy_hold", "sma_cross", "tsmom"]
+    page = (out / "tearsheet.html").read_text()
+    assert "Out of sample, same dates, same costs" in page and "<td>neural</td>" in page
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == json.loads((out / "metrics.json").read_text())["n_segments"]
+    assert all("timing_accuracy" in row and "stop_hit_rate" in row for row in history)
+
+
+def test_train_then_backtest_on_other_data(tmp_path, capsys):
+    config = tiny_toml(tmp_path / "tiny.toml")
+    bundle = tmp_path / "model.pt"
+    code, stdout, _ = run_cli(["train", "--end", "2008-12-31", "--config", config, "--out", str(bundle)], capsys)
+    assert code == 0 and bundle.is_file()
+    out = tmp_path / "nasdaq"
+    code, stdout, stderr = run_cli(["backtest", "--bundle", str(bundle), "--dataset", "nasdaq", "--start",
+                                    "2009-01-01", "--end", "2011-12-31", "--out", str(out), "--quiet"], capsys)
+    assert code == 0 and "in-sample" not in stderr
+    assert (out / "tearsheet.html").is_file() and json.loads((out / "metrics.json").read_text())["n_days"] > 500
+    _, _, stderr = run_cli(["backtest", "--bundle", str(bundle), "--start", "2008-01-01", "--end", "2010-12-31",
+                            "--out", str(tmp_path / "again"), "--quiet"], capsys)
+    assert "overlaps the bundle's training data" in stderr
 
 
 GOOD_ROW = "2020-01-02,1,2,0.5,1.5,1.5,10"

@@ -1,7 +1,12 @@
-"""The only package that imports backtrader: strategies, sizer, analyzer, feeds and the runner."""
+"""The only package that imports backtrader: strategies, sizer, brackets, analyzer, feeds and the runner."""
 from .analyzer import PnLFeedback
 from .backtest import BacktestResult, run_backtest
-from .base import TargetStrategy
+from .base import SegmentStrategy, TargetStrategy
+from .brackets import RiskBrackets, with_risk_brackets
 from .classical import BuyHold, SmaCross, Tsmom
+from .neural import NeuralStrategy
+from .signal import NeuralSignal
+from .sizer import NeuralSizer
 
-__all__ = ["PnLFeedback", "BacktestResult", "run_backtest", "TargetStrategy", "BuyHold", "SmaCross", "Tsmom"]
+__all__ = ["PnLFeedback", "BacktestResult", "run_backtest", "SegmentStrategy", "TargetStrategy", "RiskBrackets",
+           "with_risk_brackets", "BuyHold", "SmaCross", "Tsmom", "NeuralStrategy", "NeuralSignal", "NeuralSizer"]

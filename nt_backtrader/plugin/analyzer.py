@@ -41,7 +41,7 @@ class PnLFeedback(bt.Analyzer):
         self._filled[order.ref] = (ex.size, ex.size * ex.price, ex.comm)
         new_size = ex.size - size
         self.fills.append((bt.num2date(ex.dt).date(), new_size, (ex.size * ex.price - cost) / new_size,
-                           ex.comm - comm))
+                           ex.comm - comm, order.getordername()))
 
     def stop(self):
         # Computed once here: backtrader itself calls get_analysis() again when the run ends.
@@ -58,8 +58,8 @@ class PnLFeedback(bt.Analyzer):
         previous = values.shift(1).fillna(self.strategy.broker.startingcash)
         trading = dates >= pd.Timestamp(self.p.trade_from) if self.p.trade_from else slice(None)
         returns = (values / previous - 1.0)[trading]
-        fills = pd.DataFrame(self.fills, columns=FILL_COLUMNS).astype(
-            {"date": "datetime64[ns]", "size": float, "price": float, "commission": float})
+        fills = pd.DataFrame(self.fills, columns=FILL_COLUMNS + ["type"]).astype(
+            {"date": "datetime64[ns]", "size": float, "price": float, "commission": float, "type": str})
         orders = pd.DataFrame(self.orders, columns=ORDER_COLUMNS).astype(
             {"date": "datetime64[ns]", "size": float, "type": str, "price": float})
         return {"returns": returns.rename("returns"), "equity": values[trading].rename("equity"),

@@ -23,14 +23,18 @@ class BacktestResult:
 
 def run_backtest(frame: pd.DataFrame, strategy: type[bt.Strategy], params: dict | None = None, *,
                  cash: float = 100_000.0, commission_bps: float = 1.0, slippage_bps: float = 1.0,
-                 trade_from: dt.date | None = None, carry: dict | None = None) -> BacktestResult:
-    """Run `strategy` over `frame`; bars before `trade_from` are warm-up; `carry` resumes a run."""
-    cerebro = bt.Cerebro(stdstats=False)
+                 trade_from: dt.date | None = None, carry: dict | None = None, runonce: bool = True) -> BacktestResult:
+    """Run `strategy` over `frame`; bars before `trade_from` are warm-up; `carry` resumes a run.
+
+    runonce=False makes backtrader (and NeuralSignal) work bar by bar instead of in batches.
+    """
+    cerebro = bt.Cerebro(stdstats=False, runonce=runonce)
     cerebro.adddata(frame_feed(frame))
     configure_broker(cerebro.broker, carry["cash"] if carry else cash, commission_bps, slippage_bps)
     cerebro.addstrategy(strategy, trade_from=trade_from, carry=carry, **(params or {}))
     cerebro.addanalyzer(PnLFeedback, _name="pnl", trade_from=trade_from)
     (strat,) = cerebro.run(maxcpus=1)
     report = strat.analyzers.pnl.get_analysis()
+    carry_out = getattr(strat, "carry_out", None)
     return BacktestResult(report["returns"], report["equity"], report["fills"], report["orders"],
-                          strat.carry_out(), strat)
+                          carry_out() if carry_out else {}, strat)

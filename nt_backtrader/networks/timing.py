@@ -1,0 +1,45 @@
+"""TimingNet: an LSTM, then Transformer encoder layers, over a window of features -> action logits."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class TimingNet(nn.Module):
+    """Classes are (flat, long) or, with shorts, (short, flat, long).
+
+    The LSTM reads the window in order and gives every step a summary of what came before
+    it; the encoder then lets the last step attend to any earlier one. The window ends at
+    the decision bar, so nothing in it lies in the future and no attention mask is needed.
+    """
+
+    def __init__(self, n_features: int, window: int, hidden: int = 32, heads: int = 4, layers: int = 1,
+                 dropout: float = 0.1, n_classes: int = 2):
+        super().__init__()
+        self.lstm = nn.LSTM(n_features, hidden, batch_first=True)
+        self.position = nn.Parameter(torch.zeros(1, window, hidden))
+        layer = nn.TransformerEncoderLayer(hidden, heads, dim_feedforward=2 * hidden, dropout=dropout,
+                                           batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(hidden)
+        self.head = nn.Linear(hidden, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, _ = self.lstm(x)                    # (B, L, H)
+        h = self.encoder(h + self.position)    # (B, L, H)
+        return self.head(self.norm(h[:, -1]))  # (B, C) logits of the decision bar
+
+
+def long_short_probabilities(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(p_long, p_short) from (flat, long) or (short, flat, long) logits."""
+    probs = torch.softmax(logits, dim=-1)
+    p_long = probs[:, -1]
+    p_short = probs[:, 0] if logits.shape[-1] == 3 else torch.zeros_like(p_long)
+    return p_long, p_short
+
+
+def confidence(logits: torch.Tensor) -> torch.Tensor:
+    """1 - normalised entropy: 0 when every class is equally likely, 1 when one is certain."""
+    probs = torch.softmax(logits, dim=-1)
+    entropy = -(probs * torch.log(probs.clamp_min(1e-12))).sum(-1)
+    return 1.0 - entropy / torch.log(torch.tensor(float(logits.shape[-1])))

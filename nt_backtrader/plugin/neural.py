@@ -1,0 +1,102 @@
+"""NeuralStrategy: the timing network decides, the NeuralSizer sizes, the risk network brackets.
+
+Entries and exits follow the bundle's timing rule (thresholds with hysteresis); an entry goes
+out as a native bracket; after a stop or take-profit the strategy waits for the rule to let
+go of that direction before it enters again, so a stop is not undone on the next bar.
+"""
+from __future__ import annotations
+
+from ..bundle import AccountRecord, next_position
+from .base import SegmentStrategy
+from .brackets import RiskBrackets, levels_from
+from .signal import NeuralSignal
+from .sizer import NeuralSizer
+
+
+class NeuralStrategy(RiskBrackets, SegmentStrategy):
+    params = (
+        ("bundle", None),   # a Bundle, or the path of one written by `nt-backtrader train`
+        ("sizer", True),    # install a NeuralSizer (a sizer given to cerebro.addsizer wins)
+    )
+
+    def __init__(self):
+        self.signal = NeuralSignal(self.data, bundle=self.p.bundle)
+        self.bundle = self.signal.bundle
+        if self.p.sizer:
+            self.setsizer(NeuralSizer(bundle=self.bundle, cash_buffer=self.p.cash_buffer))
+        self.account = AccountRecord()  # read by the sizer: drawdown, recent PnL
+        self.wanted = 0                 # the timing rule's position after the last bar
+        self.blocked = 0                # a direction a bracket just closed: no re-entry until the rule lets go
+        self.order = None               # our pending entry or exit
+        self.signal_exits = 0
+
+    def risk_bundle(self):
+        return self.bundle
+
+    def bracket_levels(self, data, direction):
+        s = self.signal
+        stop, take = (s.stop_atr[0], s.take_atr[0]) if direction > 0 else (s.stop_atr_short[0], s.take_atr_short[0])
+        return levels_from(data.close[0], s.atr[0], stop, take, direction)
+
+    def next(self):
+        if self.warming_up():
+            self._maybe_resume()
+            return
+        self.account.update(self.broker.getvalue())
+        self.wanted = next_position(self.wanted, self.signal.p_long[0], self.signal.p_short[0], self.bundle.spec)
+        if self.blocked and self.wanted != self.blocked:
+            self.blocked = 0
+        if self.order is not None:
+            return
+        held = (self.position.size > 0) - (self.position.size < 0)
+        if held and held != self.wanted:
+            self.order = self.close()
+        elif not held and self.wanted and self.wanted != self.blocked:
+            self.order = self.buy() if self.wanted > 0 else self.sell()
+
+    def on_bracket_exit(self, data, kind, direction):
+        self.blocked = direction
+
+    def notify_order(self, order):
+        super().notify_order(order)
+        if self.same_order(order, self.order) and not order.alive():
+            if order.status == order.Completed and not self.position:
+                self.signal_exits += 1
+            self.order = None
+
+    # --- walk-forward carry -----------------------------------------------------------------
+    def start(self):
+        super().start()
+        carry = self.p.carry
+        if carry:
+            self.wanted, self.blocked = carry["wanted"], carry["blocked"]
+            self.account = AccountRecord(carry["account"]["peak"], list(carry["account"]["recent"]))
+
+    def carry_out(self) -> dict:
+        order = self.order if self.order is not None and self.order.alive() else None
+        entry = exit_ = None
+        if order is not None and not self.position:
+            book = self._bracket_book().get(self.data)
+            entry = {"size": order.created.size, "levels": list(book["levels"]) if book else None}
+        elif order is not None:
+            exit_ = True
+        levels = self.live_levels(self.data)
+        return super().carry_out() | {"wanted": self.wanted, "blocked": self.blocked,
+                                      "account": self.account.to_dict(), "entry": entry, "exit": exit_,
+                                      "levels": list(levels) if levels else None}
+
+    def resume(self, carry: dict) -> None:
+        if carry["levels"] and carry["size"] and not carry["exit"]:
+            self.guard(self.data, carry["size"], carry["levels"])
+        if carry["exit"]:
+            self.order = self.close()
+        elif carry["entry"]:
+            size = carry["entry"]["size"]
+            levels = tuple(carry["entry"]["levels"]) if carry["entry"]["levels"] else None
+            self.order = self._route(size > 0, self.data, abs(size), {}, levels=levels)
+
+    def diagnostics(self) -> dict:
+        self._bracket_book()  # makes the exit counters exist even when no bracket was sent
+        sizer = self.getsizer()
+        return {"bracket_exits": dict(self.bracket_exits), "signal_exits": self.signal_exits,
+                "sizing": list(getattr(sizer, "log", []))}

@@ -1,0 +1,71 @@
+"""NeuralSizer: the position-sizing network as a bt.Sizer, for any strategy and any standard feed.
+
+    cerebro.addsizer(NeuralSizer, bundle="model.pt")
+
+An order against an open position closes it (as backtrader's PercentSizer does); an order
+that opens one gets fraction x equity, the fraction coming from the sizing network fed with
+the bar's features, the account's drawdown, exposure and recent PnL, and the timing net's
+confidence. The account's history comes from the strategy's own record where it keeps one
+(NeuralStrategy), else from backtrader's Broker observer (on by default), else from what
+the sizer has seen at its own calls.
+"""
+from __future__ import annotations
+
+import backtrader as bt
+
+from ..bundle import AccountRecord, get_bundle, state_vector
+from .signal import NeuralSignal, predict_current
+
+
+class NeuralSizer(bt.Sizer):
+    params = (
+        ("bundle", None),         # a Bundle, or the path of one
+        ("cash_buffer", 0.01),    # equity kept back so an order survives a gap up
+    )
+
+    def __init__(self):
+        self.bundle = get_bundle(self.p.bundle)
+        self.own_record = AccountRecord()
+        self.log = []             # (date, fraction, confidence, volatility) of every opening order
+        self._signal = None
+
+    def _signal_for(self, data) -> NeuralSignal | None:
+        """The strategy's signal on this data and bundle, else a private one computed on demand."""
+        signal = getattr(self.strategy, "signal", None)
+        if isinstance(signal, NeuralSignal) and signal.data is data and signal.bundle is self.bundle:
+            return signal
+        return None
+
+    def _account(self) -> AccountRecord:
+        record = getattr(self.strategy, "account", None)
+        if isinstance(record, AccountRecord) and record.recent:
+            return record
+        for observer in self.strategy.observers:
+            if isinstance(observer, bt.observers.Broker) and len(observer):
+                built = AccountRecord()
+                for value in observer.lines.value.get(size=len(observer)):
+                    built.update(value)
+                return built
+        self.own_record.update(self.broker.getvalue())
+        return self.own_record
+
+    def _getsizing(self, comminfo, cash, data, isbuy):
+        position = self.broker.getposition(data)
+        if position.size and (position.size > 0) != isbuy:
+            return abs(position.size)  # an order against the position closes it
+        signal = self._signal_for(data)
+        if signal is not None:
+            scaled, confidence, vol = signal.scaled_features(), signal.confidence[0], signal.vol[0]
+        else:
+            outputs = predict_current(self.bundle, data)
+            if outputs is None:
+                return 0  # not enough history for the features yet
+            scaled, confidence, vol = outputs.scaled[-1], outputs.confidence[-1], outputs.vol[-1]
+        if not (vol == vol and confidence == confidence):  # NaN: not enough history yet
+            return 0
+        value = self.broker.getvalue()
+        exposure = position.size * data.close[0] / value if value > 0 else 0.0
+        state = state_vector(*self._account().state(abs(exposure)), confidence)
+        fraction, sizer_confidence = self.bundle.size(scaled, state, vol)
+        self.log.append((data.datetime.date(0), fraction, sizer_confidence, vol))
+        return fraction * value * (1.0 - self.p.cash_buffer) / data.close[0]

@@ -1,0 +1,1 @@
+"""Training: the shared loop, losses, samples, bracket outcomes and the per-segment trainer. No backtrader."""

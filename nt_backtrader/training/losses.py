@@ -1,0 +1,50 @@
+"""Losses and rewards of the networks: direction, differentiable Sharpe, sizing utility, bracket Sharpe."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..networks.timing import long_short_probabilities
+
+
+def sharpe(returns: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Annualised Sharpe of daily returns; differentiable."""
+    return returns.mean() / (returns.std() + eps) * math.sqrt(252.0)
+
+
+def direction_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, labels)
+
+
+def sharpe_loss(logits: torch.Tensor, next_returns: torch.Tensor, turnover_cost: float) -> torch.Tensor:
+    """Minus the Sharpe of holding p(long) - p(short), less a cost on each change of position.
+
+    Rows of a batch are consecutive bars, so position changes within it are real turnover.
+    """
+    p_long, p_short = long_short_probabilities(logits)
+    position = p_long - p_short                               # (B,)
+    turnover = torch.abs(torch.diff(position, prepend=position[:1]))
+    return -sharpe(position * next_returns - turnover_cost * turnover)
+
+
+def sizing_loss(fraction: torch.Tensor, confidence: torch.Tensor, multiplier: torch.Tensor,
+                returns: torch.Tensor, anchor: float) -> torch.Tensor:
+    """Minus the Sharpe of sized returns, an anchor holding the mean multiplier near 1 (the
+    volatility target; Sharpe alone cannot pin a scale), and the confidence as P(sized > 0)."""
+    sized = fraction * returns
+    calibration = F.binary_cross_entropy(confidence, (sized > 0).float())
+    return -sharpe(sized) + anchor * (multiplier.mean() - 1.0) ** 2 + 0.1 * calibration
+
+
+def bracket_loss(logits: torch.Tensor, outcomes: torch.Tensor) -> torch.Tensor:
+    """Minus the Sharpe of trade returns when each entry picks its (stop, take) cell by softmax.
+
+    outcomes: (B, cells) exact return of each bracket on the entry's real future path.
+    """
+    weights = torch.softmax(logits, dim=-1)
+    first = (weights * outcomes).sum(-1)                      # (B,) expected return
+    second = (weights * outcomes**2).sum(-1)                  # (B,) its second moment
+    mean = first.mean()
+    return -mean / torch.sqrt((second.mean() - mean**2).clamp_min(1e-10))

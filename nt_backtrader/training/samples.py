@@ -1,0 +1,59 @@
+"""Training samples of one segment: features, the train-window scaler, and which rows may be used.
+
+A row is a decision bar. Its label reaches `reach` bars ahead; a row is used only if that
+reach stays inside the data handed over (which ends at the train window's end), and a fit
+row only if it stays before the validation tail: no label ever looks into the purge gap,
+the validation tail (for fit rows) or the test window.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..features import Scaler, compute_features
+
+OHLCV = ("open", "high", "low", "close", "volume")
+
+
+@dataclass
+class SegmentSamples:
+    arrays: dict            # open, high, low, close, volume up to the end of the train window
+    features: np.ndarray    # (n, F) raw causal features
+    scaled: np.ndarray      # (n, F) scaled with train-window statistics
+    scaler: Scaler
+    first_row: int          # the first row with a full window of features
+    train_start: int
+    val_start: int
+
+    @property
+    def n(self) -> int:
+        return len(self.features)
+
+    def rows(self, reach: int, max_samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(fit rows, validation rows) whose labels reach `reach` bars ahead."""
+        start = max(self.first_row, self.train_start)
+        fit = np.arange(start, max(start, self.val_start - reach))
+        val = np.arange(max(start, self.val_start), max(start, self.n - reach))
+        if max_samples:
+            fit = fit[-max_samples:]
+        return fit, val
+
+
+def prepare(arrays: dict, train_start: int, val_start: int, window: int) -> SegmentSamples:
+    features = compute_features(*(arrays[k] for k in OHLCV))
+    valid = np.isfinite(features).all(axis=1)
+    first_valid = int(np.argmax(valid)) if valid.any() else len(features)
+    train = features[train_start:]
+    scaler = Scaler.fit(train[np.isfinite(train).all(axis=1)])
+    return SegmentSamples(arrays, features, scaler.transform(features), scaler, first_valid + window - 1,
+                          train_start, val_start)
+
+
+def forward_return(price: np.ndarray, rows: np.ndarray, horizon: int) -> np.ndarray:
+    return price[rows + horizon] / price[rows] - 1.0
+
+
+def next_open_return(open_: np.ndarray, rows: np.ndarray, horizon: int = 1) -> np.ndarray:
+    """What a decision at row r's close earns: filled at the next open, held `horizon` bars."""
+    return open_[rows + 1 + horizon] / open_[rows + 1] - 1.0

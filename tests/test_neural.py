@@ -1,0 +1,135 @@
+"""The neural strategy in backtrader: no lookahead, bar-by-bar = batched, seams invisible, drop-in."""
+from __future__ import annotations
+
+import dataclasses
+import runpy
+from pathlib import Path
+
+import backtrader as bt
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import with_noise_after
+from nt_backtrader import NeuralSizer, NeuralStrategy, with_risk_brackets
+from nt_backtrader.plugin import run_backtest
+from nt_backtrader.walkforward import walk_forward
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "strategies"
+
+
+@pytest.fixture(scope="module")
+def active_bundle(tiny_bundle):
+    """The tiny bundle with a 0.5 threshold and no hysteresis, so that it trades often."""
+    return dataclasses.replace(tiny_bundle, spec=dataclasses.replace(tiny_bundle.spec, enter=0.5, exit=0.5))
+
+
+def test_noise_after_t_changes_nothing_up_to_t_training_included(sp500_short, tiny_config):
+    """Features, scaler, training data, networks and predictions of every segment before T."""
+    cut = pd.Timestamp("2008-03-14")
+    clean = walk_forward(sp500_short, tiny_config, progress=False)
+    noisy = walk_forward(with_noise_after(sp500_short, cut), tiny_config, progress=False)
+    before = clean.returns.index <= cut
+    assert before.sum() > 250 and (clean.orders["date"] <= cut).sum() >= 3
+    pd.testing.assert_series_equal(clean.returns[before], noisy.returns[noisy.returns.index <= cut], check_exact=True)
+    for table in ("orders", "fills"):
+        mine, theirs = getattr(clean, table), getattr(noisy, table)
+        pd.testing.assert_frame_equal(mine[mine["date"] <= cut].reset_index(drop=True),
+                                      theirs[theirs["date"] <= cut].reset_index(drop=True), check_exact=True)
+    assert not clean.returns[~before].equals(noisy.returns[noisy.returns.index > cut])
+
+
+def test_bar_by_bar_equals_batched_predictions(sp500, active_bundle):
+    frame = sp500.loc["2009-01-01":"2011-12-31"]
+    batched = run_backtest(frame, NeuralStrategy, {"bundle": active_bundle})
+    stepwise = run_backtest(frame, NeuralStrategy, {"bundle": active_bundle}, runonce=False)
+    assert len(batched.orders) >= 10
+    pd.testing.assert_series_equal(batched.orders["date"], stepwise.orders["date"])
+    np.testing.assert_allclose(batched.orders["size"], stepwise.orders["size"], rtol=1e-6)
+    np.testing.assert_allclose(batched.returns, stepwise.returns, atol=1e-9)
+
+
+def test_segments_with_carried_state_equal_one_continuous_run(sp500, active_bundle):
+    """Position, bracket legs, pending orders and the sizer's account record cross the seams."""
+    frame = sp500.loc["2009-01-01":"2013-12-31"]
+    warmup = active_bundle.spec.warmup_bars
+    start = frame.index[warmup]
+    one = run_backtest(frame, NeuralStrategy, {"bundle": active_bundle}, trade_from=start.date())
+    cuts = [warmup, 400, 530, 700, 901, len(frame)]
+    carry, parts = None, []
+    for a, b in zip(cuts, cuts[1:]):
+        part = run_backtest(frame.iloc[a - warmup:b], NeuralStrategy, {"bundle": active_bundle},
+                            trade_from=frame.index[a].date(), carry=carry)
+        carry, parts = part.carry, parts + [part]
+    assert any(p.carry["levels"] for p in parts[:-1])  # some seam was crossed with live brackets
+    pd.testing.assert_series_equal(pd.concat([p.returns for p in parts]), one.returns, check_exact=True)
+    pd.testing.assert_frame_equal(pd.concat([p.fills for p in parts], ignore_index=True), one.fills,
+                                  check_exact=True)
+    assert {"Stop", "Limit"} <= set(one.fills["type"])  # brackets did close positions
+
+
+def test_walk_forward_history_reports_the_networks(sp500_short, tiny_config):
+    result = walk_forward(sp500_short, tiny_config, progress=False)
+    row = result.history[-1]
+    for key in ("timing_accuracy", "timing_val_accuracy", "sized_return", "fixed_size_return", "stop_hit_rate",
+                "take_hit_rate", "mean_fraction", "mean_entry_vol", "fraction_vol_corr"):
+        assert key in row
+    assert 0.0 <= row["timing_accuracy"] <= 1.0
+
+
+def yahoo_csv(path, frame):
+    pd.DataFrame({"Date": frame.index.strftime("%Y-%m-%d"), "Open": frame["open"], "High": frame["high"],
+                  "Low": frame["low"], "Close": frame["close"], "Adj Close": frame["close"],
+                  "Volume": frame["volume"]}).to_csv(path, index=False)
+    return str(path)
+
+
+def test_sma_example_gets_the_neural_sizer_and_brackets(tmp_path, sp500, active_bundle, capsys):
+    bundle = str(active_bundle.save(tmp_path / "model.pt"))
+    csv = yahoo_csv(tmp_path / "spx.csv", sp500.loc["2010":"2014"])
+    strategy = runpy.run_path(str(EXAMPLES / "sma_with_neural_sizer.py"))["main"](["--bundle", bundle, "--csv", csv])
+    sizer = strategy.getsizer()
+    fractions = [f for _, f, _, _ in sizer.log]
+    assert isinstance(sizer, NeuralSizer) and len(fractions) >= 5 and len(set(fractions)) > 1
+    assert all(0 < f <= active_bundle.spec.max_fraction for f in fractions)
+    assert strategy.bracket_exits["stop"] + strategy.bracket_exits["take"] >= 1
+    assert "Sharpe" in capsys.readouterr().out
+
+
+def test_neural_example_runs_from_a_saved_bundle_on_a_generic_csv(tmp_path, sp500, active_bundle):
+    bundle = str(active_bundle.save(tmp_path / "model.pt"))
+    frame = sp500.loc["2010":"2012"]
+    csv = tmp_path / "prices.csv"
+    frame.reset_index().rename(columns=str.title).to_csv(csv, index=False, date_format="%Y-%m-%d")
+    strategy, report = runpy.run_path(str(EXAMPLES / "neural_from_bundle.py"))["main"](
+        ["--bundle", bundle, "--csv", str(csv)])
+    direct = run_backtest(frame, NeuralStrategy, {"bundle": active_bundle}, commission_bps=1.0, slippage_bps=0.0)
+    assert len(report["orders"]) >= 5
+    np.testing.assert_array_equal(report["orders"]["date"], direct.orders["date"])  # same decisions, any feed
+
+
+class LongOnlySma(bt.Strategy):
+    """A third-party strategy: enters and exits on crossovers, knows nothing of brackets."""
+
+    def __init__(self):
+        self.cross = bt.ind.CrossOver(bt.ind.SMA(period=10), bt.ind.SMA(period=30))
+        self.sizes, self.own_exits = [], 0
+
+    def next(self):
+        self.sizes.append(self.position.size)
+        if not self.position and self.cross > 0:
+            self.buy(size=10)
+        elif self.position and self.cross < 0:
+            self.own_exits += 1  # while the legs are live: they must go first
+            self.close()
+
+
+def test_brackets_never_turn_a_long_only_strategy_short(sp500, active_bundle):
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(bt.feeds.PandasData(dataname=sp500.loc["2007":"2012"], openinterest=None))
+    cerebro.addstrategy(with_risk_brackets(LongOnlySma), risk_bundle=active_bundle)
+    cerebro.broker.setcash(1e6)
+    (strategy,) = cerebro.run()
+    exits = strategy.bracket_exits
+    assert exits["stop"] >= 1 and exits["take"] >= 1 and strategy.own_exits >= 5
+    assert min(strategy.sizes) == 0 and max(strategy.sizes) == 10
