@@ -154,7 +154,7 @@ class Bundle:
             net.eval()
         return self
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def predict(self, open_, high, low, close, volume, rows: np.ndarray | None = None,
                 batch: int = 1024) -> Signals:
         """Network outputs for every bar (or `rows`), each from bars up to that bar only."""
@@ -179,7 +179,7 @@ class Bundle:
                                                      np.asarray(close, float)),
                        vol=features[:, 8], scaled=scaled)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def brackets(self, scaled_rows: np.ndarray, direction: float) -> tuple[np.ndarray, np.ndarray]:
         """Stop and take-profit distances in ATRs; the fixed classical twin when use_risk is off."""
         if not self.spec.use_risk:
@@ -188,7 +188,7 @@ class Bundle:
         stop, take = self.risk.levels(risk_inputs(scaled_rows, direction))
         return stop.numpy().astype(float), take.numpy().astype(float)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def size(self, scaled_row: np.ndarray, state: np.ndarray, vol: float) -> tuple[float, float]:
         """Fraction of equity and the sizer's confidence for one decision.
 

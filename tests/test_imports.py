@@ -1,4 +1,4 @@
-"""The dependency direction holds: only plugin/ imports backtrader."""
+"""The dependency direction holds: only plugin/ imports backtrader; networks/ and training/ are pure."""
 from __future__ import annotations
 
 import ast
@@ -21,6 +21,17 @@ def test_only_the_plugin_imports_backtrader():
     offenders = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
                  if p.parent.name != "plugin" and any(m.split(".")[0] == "backtrader" for m in imported_modules(p))]
     assert offenders == []
+
+
+def test_networks_and_training_stay_away_from_backtrader_and_the_plugin():
+    checked = 0
+    for folder, banned in (("networks", ("backtrader", "pandas", "plugin", "training")),
+                           ("training", ("backtrader", "plugin"))):
+        for path in (PACKAGE / folder).rglob("*.py"):
+            checked += 1
+            for module in imported_modules(path):
+                assert not any(part in banned for part in module.lstrip(".").split(".")), (path, module)
+    assert checked >= 8
 
 
 def test_plugin_never_imports_training():

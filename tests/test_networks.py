@@ -83,3 +83,19 @@ def test_a_divergent_learning_rate_is_survived_and_counted():
     assert all(torch.isfinite(v).all() for v in net.state_dict().values())
     net.load_state_dict(before)
     assert result.best_val <= val(net)  # never worse than where it started
+
+
+def test_last_step_layer_equals_a_full_encoder_layer_at_the_last_step():
+    from nt_backtrader.networks.timing import LastStepEncoderLayer
+
+    torch.manual_seed(0)
+    full = torch.nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0, batch_first=True,
+                                            norm_first=True).eval()
+    last = LastStepEncoderLayer(8, 2, dropout=0.0).eval()
+    last.norm1.load_state_dict(full.norm1.state_dict())
+    last.norm2.load_state_dict(full.norm2.state_dict())
+    last.attention.load_state_dict(full.self_attn.state_dict())
+    last.feedforward[0].load_state_dict(full.linear1.state_dict())
+    last.feedforward[3].load_state_dict(full.linear2.state_dict())
+    h = torch.randn(5, 12, 8)
+    torch.testing.assert_close(last(h), full(h)[:, -1], rtol=1e-5, atol=1e-5)

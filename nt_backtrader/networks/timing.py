@@ -5,12 +5,36 @@ import torch
 from torch import nn
 
 
+class LastStepEncoderLayer(nn.Module):
+    """A pre-norm Transformer encoder layer that computes the output of the last step only.
+
+    The same arithmetic as nn.TransformerEncoderLayer(norm_first=True) at the last position,
+    where the other positions serve as keys and values only: the head reads the last step,
+    so computing the others in the final layer would be spent for nothing (about 30x the work).
+    """
+
+    def __init__(self, hidden: int, heads: int, dropout: float):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(hidden), nn.LayerNorm(hidden)
+        self.attention = nn.MultiheadAttention(hidden, heads, dropout=dropout, batch_first=True)
+        self.feedforward = nn.Sequential(nn.Linear(hidden, 2 * hidden), nn.ReLU(), nn.Dropout(dropout),
+                                         nn.Linear(2 * hidden, hidden))
+        self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        x = self.norm1(h)                                                     # (B, L, H)
+        attended, _ = self.attention(x[:, -1:], x, x, need_weights=False)     # (B, 1, H)
+        y = h[:, -1:] + self.dropout1(attended)
+        y = y + self.dropout2(self.feedforward(self.norm2(y)))
+        return y[:, 0]                                                        # (B, H)
+
+
 class TimingNet(nn.Module):
     """Classes are (flat, long) or, with shorts, (short, flat, long).
 
     The LSTM reads the window in order and gives every step a summary of what came before
-    it; the encoder then lets the last step attend to any earlier one. The window ends at
-    the decision bar, so nothing in it lies in the future and no attention mask is needed.
+    it; the encoder layers then let the last step attend to any earlier one. The window ends
+    at the decision bar, so nothing in it lies in the future and no attention mask is needed.
     """
 
     def __init__(self, n_features: int, window: int, hidden: int = 32, heads: int = 4, layers: int = 1,
@@ -18,16 +42,19 @@ class TimingNet(nn.Module):
         super().__init__()
         self.lstm = nn.LSTM(n_features, hidden, batch_first=True)
         self.position = nn.Parameter(torch.zeros(1, window, hidden))
-        layer = nn.TransformerEncoderLayer(hidden, heads, dim_feedforward=2 * hidden, dropout=dropout,
-                                           batch_first=True, norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.encoder = nn.ModuleList(
+            [nn.TransformerEncoderLayer(hidden, heads, dim_feedforward=2 * hidden, dropout=dropout,
+                                        batch_first=True, norm_first=True) for _ in range(layers - 1)])
+        self.last = LastStepEncoderLayer(hidden, heads, dropout)
         self.norm = nn.LayerNorm(hidden)
         self.head = nn.Linear(hidden, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, _ = self.lstm(x)                    # (B, L, H)
-        h = self.encoder(h + self.position)    # (B, L, H)
-        return self.head(self.norm(h[:, -1]))  # (B, C) logits of the decision bar
+        h = h + self.position
+        for layer in self.encoder:
+            h = layer(h)                       # (B, L, H)
+        return self.head(self.norm(self.last(h)))  # (B, C) logits of the decision bar
 
 
 def long_short_probabilities(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,7 +21,7 @@ class PnLFeedback(bt.Analyzer):
         self._filled = {}  # order ref -> (size, cost, commission) already recorded
 
     def next(self):
-        self.dates.append(self.data.datetime.date(0))
+        self.dates.append(self.data.datetime[0])  # backtrader's float date; converted once at the end
         self.values.append(self.strategy.broker.getvalue())
 
     def notify_order(self, order):
@@ -51,7 +51,7 @@ class PnLFeedback(bt.Analyzer):
         return self.rets
 
     def _analyse(self) -> dict:
-        dates = pd.DatetimeIndex(pd.to_datetime(self.dates), name="date")
+        dates = pd.DatetimeIndex([bt.num2date(d).date() for d in self.dates], name="date")
         values = pd.Series(self.values, index=dates, dtype=float)
         # The first trading bar's return is measured from the bar before it (the last warm-up
         # bar), or from the starting cash when there is none.

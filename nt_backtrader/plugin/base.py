@@ -20,6 +20,9 @@ class SegmentStrategy(bt.Strategy):
     )
 
     def start(self):
+        # Compared as backtrader's float date numbers: a date object per bar costs more than the rest of next().
+        trade_from = self.p.trade_from
+        self._trade_from = bt.date2num(dt.datetime.combine(trade_from, dt.time())) if trade_from else None
         carry = self.p.carry
         if carry:
             # The carried position is in place from the first bar, so the equity on the last
@@ -29,7 +32,7 @@ class SegmentStrategy(bt.Strategy):
             self.broker.positions[self.data] = position
 
     def warming_up(self) -> bool:
-        return self.p.trade_from is not None and self.data.datetime.date(0) < self.p.trade_from
+        return self._trade_from is not None and self.data.datetime[0] < self._trade_from
 
     def carry_out(self) -> dict:
         """Plain numbers that let the next segment's run continue where this one stopped."""

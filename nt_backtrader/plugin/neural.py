@@ -34,9 +34,9 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
         return self.bundle
 
     def bracket_levels(self, data, direction):
-        s = self.signal
-        stop, take = (s.stop_atr[0], s.take_atr[0]) if direction > 0 else (s.stop_atr_short[0], s.take_atr_short[0])
-        return levels_from(data.close[0], s.atr[0], stop, take, direction)
+        suffix = "" if direction > 0 else "_short"
+        now = self.signal.current
+        return levels_from(data.close[0], now("atr"), now("stop_atr" + suffix), now("take_atr" + suffix), direction)
 
     def next(self):
         if self.warming_up():
@@ -48,7 +48,7 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
             self.blocked = 0
         if self.order is not None:
             return
-        held = (self.position.size > 0) - (self.position.size < 0)
+        held = int(self.position.size > 0) - int(self.position.size < 0)
         if held and held != self.wanted:
             self.order = self.close()
         elif not held and self.wanted and self.wanted != self.blocked:

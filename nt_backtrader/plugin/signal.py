@@ -1,19 +1,18 @@
-"""NeuralSignal: the bundle's network outputs as backtrader lines, from any standard feed.
+"""NeuralSignal: the bundle's network outputs on any standard backtrader feed.
 
 With runonce (backtrader's default) the whole feed is predicted in one batched pass in
 `once`; each bar's outputs still come from that bar and the ones before it only (the
 features and windows are causal, and the leak tests hold it). Without runonce, `next`
-predicts bar by bar from the trailing window.
+predicts bar by bar from the trailing window. Only the two probabilities the strategy reads
+every bar are lines; the rest (ATR, bracket distances, volatility, confidence, features)
+is read at the bar an order is sent, from `current()`.
 """
 from __future__ import annotations
 
 import backtrader as bt
 import numpy as np
 
-from ..bundle import Bundle, get_bundle
-
-OUTPUTS = ("p_long", "p_short", "confidence", "stop_atr", "take_atr", "stop_atr_short", "take_atr_short",
-           "atr", "vol")
+from ..bundle import Bundle, Signals, get_bundle
 
 
 def _ohlcv(data, end: int | None = None, size: int | None = None) -> list[np.ndarray]:
@@ -23,7 +22,7 @@ def _ohlcv(data, end: int | None = None, size: int | None = None) -> list[np.nda
     return [np.asarray(line.array[:end], dtype=float) for line in lines]
 
 
-def predict_current(bundle: Bundle, data):
+def predict_current(bundle: Bundle, data) -> Signals | None:
     """The bundle's outputs for the data's current bar from its trailing lines; None if too short."""
     size = bundle.spec.warmup_bars
     if len(data) < size:
@@ -32,32 +31,27 @@ def predict_current(bundle: Bundle, data):
 
 
 class NeuralSignal(bt.Indicator):
-    lines = OUTPUTS
+    lines = ("p_long", "p_short")
     params = (("bundle", None),)
 
     def __init__(self):
         self.bundle: Bundle = get_bundle(self.p.bundle)
         self.addminperiod(self.bundle.spec.warmup_bars)
-        self._scaled = None      # (n, F) scaled features of every bar (runonce)
-        self._scaled_now = None  # the current bar's row (bar by bar)
+        self._signals: Signals | None = None  # every bar (runonce) or the current one (bar by bar)
+        self._batched = False
 
     def once(self, start, end):
-        signals = self.bundle.predict(*_ohlcv(self.data, end=end))
-        for name in OUTPUTS:
-            target = getattr(self.lines, name).array
-            values = getattr(signals, name)
-            for i in range(start, end):
-                target[i] = values[i]
-        self._scaled = signals.scaled
+        # backtrader calls once() twice (the first full bar, then the rest): predict the buffer once
+        if not self._batched:
+            self._signals, self._batched = self.bundle.predict(*_ohlcv(self.data, end=self.buflen())), True
+        for line, values in ((self.lines.p_long, self._signals.p_long), (self.lines.p_short, self._signals.p_short)):
+            line.array[start:end] = type(line.array)(line.array.typecode, values[start:end])
 
     def next(self):
-        signals = predict_current(self.bundle, self.data)
-        for name in OUTPUTS:
-            getattr(self.lines, name)[0] = getattr(signals, name)[-1]
-        self._scaled_now = signals.scaled[-1]
+        self._signals = predict_current(self.bundle, self.data)
+        self.lines.p_long[0], self.lines.p_short[0] = self._signals.p_long[-1], self._signals.p_short[-1]
 
-    def scaled_features(self) -> np.ndarray:
-        """Scaled features of the current bar, for the sizer."""
-        if self._scaled is not None:
-            return self._scaled[len(self.data) - 1]
-        return self._scaled_now
+    def current(self, name: str):
+        """Any output of the current bar: atr, vol, confidence, stop_atr, take_atr(_short), scaled."""
+        index = len(self.data) - 1 if self._batched else -1
+        return getattr(self._signals, name)[index]

@@ -55,7 +55,7 @@ class NeuralSizer(bt.Sizer):
             return abs(position.size)  # an order against the position closes it
         signal = self._signal_for(data)
         if signal is not None:
-            scaled, confidence, vol = signal.scaled_features(), signal.confidence[0], signal.vol[0]
+            scaled, confidence, vol = signal.current("scaled"), signal.current("confidence"), signal.current("vol")
         else:
             outputs = predict_current(self.bundle, data)
             if outputs is None:
@@ -68,4 +68,4 @@ class NeuralSizer(bt.Sizer):
         state = state_vector(*self._account().state(abs(exposure)), confidence)
         fraction, sizer_confidence = self.bundle.size(scaled, state, vol)
         self.log.append((data.datetime.date(0), fraction, sizer_confidence, vol))
-        return fraction * value * (1.0 - self.p.cash_buffer) / data.close[0]
+        return float(fraction * value * (1.0 - self.p.cash_buffer) / data.close[0])
