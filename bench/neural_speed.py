@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from stopwatch import best_of  # bench/stopwatch.py: python puts the script's folder on the path
+
 from nt_backtrader.config import Config
 from nt_backtrader.data import load_ohlcv
 from nt_backtrader.plugin import NeuralStrategy, SmaCross, run_backtest
@@ -17,14 +19,6 @@ from nt_backtrader.runtime import configure
 from nt_backtrader.splits import split
 from nt_backtrader.training.trainer import NeuralTrainer
 
-
-def best_of(repeat: int, fn) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:

@@ -8,9 +8,10 @@ S&P 500, in this one process, best of --repeat; the ratio is what to read (machi
 from __future__ import annotations
 
 import argparse
-import time
 
 import backtrader as bt
+
+from stopwatch import best_of  # bench/stopwatch.py: python puts the script's folder on the path
 
 from nt_backtrader.config import Config, override
 from nt_backtrader.data import load_ohlcv
@@ -26,14 +27,6 @@ class BareSmaTiming(bt.Strategy):
     def next(self):
         self.order_target_percent(target=0.99 if self.data.close[0] > self.sma[0] else 0.0)
 
-
-def best_of(repeat: int, fn) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
