@@ -17,7 +17,7 @@ from nt_backtrader.data import load_ohlcv
 from nt_backtrader.plugin import NeuralStrategy, SmaCross, run_backtest
 from nt_backtrader.runtime import configure
 from nt_backtrader.splits import split
-from nt_backtrader.training.trainer import NeuralTrainer
+from nt_backtrader.training.coordinator import Coordinator
 
 
 
@@ -29,27 +29,27 @@ def main() -> None:
 
     frame = load_ohlcv(dataset="sp500")
     config = Config()
-    trainer = NeuralTrainer(config, configure(config.train.device, config.train.threads))
+    coordinator = Coordinator(config, configure(config.train.device, config.train.threads))
     segments = split(len(frame), config.walkforward)
     timings = []
     for seg in segments[-args.segments - 1:]:  # the first fit starts cold (first_epochs), the rest warm
         history = frame.iloc[:seg.train_end]
         arrays = {c: history[c].to_numpy() for c in ("open", "high", "low", "close", "volume")}
         start = time.perf_counter()
-        bundle, _ = trainer.fit(arrays, seg.train_start, seg.val_start, seed=seg.index)
+        bundle, _ = coordinator.fit(arrays, seg.train_start, seg.val_start, seg.index)
         timings.append(time.perf_counter() - start)
     cold, timings = timings[0], timings[1:]
 
     first = frame.index.get_loc(frame.loc["2011-01-01":].index[0])
-    window = frame.iloc[first - bundle.spec.warmup_bars:]
-    bars = len(window) - bundle.spec.warmup_bars
+    window = frame.iloc[first - bundle.warmup_bars:]
+    bars = len(window) - bundle.warmup_bars
     trade_from = frame.index[first].date()
     neural = best_of(args.repeat, lambda: run_backtest(window, NeuralStrategy, {"bundle": bundle},
                                                        trade_from=trade_from))
     sma = best_of(args.repeat, lambda: run_backtest(window, SmaCross, trade_from=trade_from))
     print(f"training per segment (default config, the longest train windows): cold start {cold:.1f} s; "
           f"warm starts " + ", ".join(f"{t:.1f}" for t in timings) + f" s, mean {sum(timings) / len(timings):.1f} s")
-    print(f"backtest of {bars} bars (+{bundle.spec.warmup_bars} warm-up), best of {args.repeat}:")
+    print(f"backtest of {bars} bars (+{bundle.warmup_bars} warm-up), best of {args.repeat}:")
     print(f"  sma_cross       {bars / sma:10,.0f} bars/s  ({sma:.3f} s)")
     print(f"  NeuralStrategy  {bars / neural:10,.0f} bars/s  ({neural:.3f} s)")
     print(f"  sma_cross / NeuralStrategy throughput ratio: {neural / sma:.2f} (goal <= 1.5)")

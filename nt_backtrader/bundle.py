@@ -1,135 +1,38 @@
-"""Bundle: trained networks + feature spec + scaler statistics + config, in one checkpoint file.
+"""Bundle: the trained networks of one segment + feature spec + scaler + ensemble, in one file.
 
-The file holds plain tensors, numbers and strings only (`torch.load(weights_only=True)`),
-is written atomically, and carries a SHA-256 of its content so that a tampered or damaged
-file is refused with one clear line instead of loading silently wrong weights.
+The timing decision is an ensemble: neural timing members and classical members (tsmom,
+sma), weighted by the meta-learner; the sizer's fraction and the risk net's distances are
+blended with their classical twins by the meta-learner's trust. The file holds plain
+tensors, numbers and strings only, written atomically and checked by SHA-256 on load.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .checkpoint import FORMAT_VERSION, atomic_torch_save, check_payload, digest, load_payload
+from .decisions import STATE_INPUTS, DecisionSpec
 from .errors import CheckpointError
-from .features import LOOKBACK, N_FEATURES, Scaler, average_true_range, compute_features, windows
-from .networks import NETWORKS
-from .networks.timing import confidence, long_short_probabilities
+from .features import N_FEATURES, Scaler, average_true_range, compute_features, windows
+from .networks import PositionSizingNet, RiskNet, TimingNet
+from .networks.timing import long_short_probabilities
+from .signals import CLASSICAL_LOOKBACK, CLASSICAL_MEMBERS, classical_signal
 
-FORMAT_VERSION = 1
 KIND = "nt_backtrader.bundle"
-STATE_INPUTS = ("drawdown", "exposure", "recent_pnl", "timing_confidence")  # after the market features
-RECENT_PNL_BARS = 21
-
-
-@dataclass(frozen=True)
-class DecisionSpec:
-    """How network outputs become orders; fixed at training time, stored with the nets."""
-
-    window: int = 32
-    allow_short: bool = False
-    enter: float = 0.55          # enter when p(long) (or p(short)) reaches this
-    exit: float = 0.45           # leave when it falls below this
-    use_sizing: bool = True      # False: the classical twin, volatility-target fraction
-    use_risk: bool = True        # False: the classical twin, fixed ATR brackets
-    vol_target: float = 0.15
-    max_fraction: float = 1.0
-    fixed_stop_atr: float = 2.0
-    fixed_take_atr: float = 3.0
-
-    @property
-    def warmup_bars(self) -> int:
-        """Bars of history before the first decision: feature lookback plus the window."""
-        return LOOKBACK + self.window - 1
-
-
-def next_position(previous: int, p_long: float, p_short: float, spec: DecisionSpec) -> int:
-    """The timing rule with hysteresis: -1 short, 0 flat, +1 long. NaN outputs mean flat.
-
-    Shared by the strategy (bar by bar) and by training (the sizer and risk net learn on the
-    positions this rule takes), so both see the same decisions.
-    """
-    if not (p_long == p_long) or not (p_short == p_short):  # NaN: no opinion yet
-        return 0
-    short_ok = spec.allow_short
-    if previous > 0 and p_long >= spec.exit:
-        return 1
-    if previous < 0 and p_short >= spec.exit:
-        return -1
-    if p_long >= spec.enter and p_long >= p_short:
-        return 1
-    if short_ok and p_short >= spec.enter:
-        return -1
-    return 0
-
-
-def decide_positions(p_long: np.ndarray, p_short: np.ndarray, spec: DecisionSpec) -> np.ndarray:
-    positions = np.zeros(len(p_long), dtype=int)
-    previous = 0
-    for i, (pl, ps) in enumerate(zip(p_long, p_short)):
-        previous = positions[i] = next_position(previous, pl, ps, spec)
-    return positions
-
-
-def state_vector(drawdown: float, exposure: float, recent_pnl: float, timing_confidence: float) -> np.ndarray:
-    """Portfolio state inputs of the sizing net, on a common scale (fixed transforms)."""
-    return np.array([5.0 * drawdown, exposure, 10.0 * recent_pnl, timing_confidence])
-
-
-@dataclass
-class AccountRecord:
-    """Running peak and recent values of an account: the portfolio state the sizer reads.
-
-    Updated once per bar with the closing value, in training (a simulated account) and in
-    backtrader (the real one) alike; carried across walk-forward segments as plain numbers.
-    """
-
-    peak: float = 0.0
-    recent: list = field(default_factory=list)   # the last RECENT_PNL_BARS + 1 values
-
-    def update(self, value: float) -> None:
-        self.peak = max(self.peak, value)
-        self.recent.append(value)
-        del self.recent[:-RECENT_PNL_BARS - 1]
-
-    def state(self, exposure: float) -> tuple[float, float, float]:
-        """(drawdown from the peak, exposure, PnL over the last RECENT_PNL_BARS bars)."""
-        if not self.recent:
-            return 0.0, exposure, 0.0
-        return self.recent[-1] / self.peak - 1.0, exposure, self.recent[-1] / self.recent[0] - 1.0
-
-    def to_dict(self) -> dict:
-        return {"peak": self.peak, "recent": list(self.recent)}
-
-
-_LOADED: dict = {}
-
-
-def get_bundle(bundle) -> "Bundle":
-    """A Bundle as given, or loaded (once per file version) from a path."""
-    if isinstance(bundle, Bundle):
-        return bundle
-    if bundle is None:
-        raise CheckpointError("no bundle given: pass bundle='model.pt' (written by `nt-backtrader train`)")
-    path = Path(bundle).resolve()
-    key = (str(path), path.stat().st_mtime_ns if path.exists() else None)
-    if key not in _LOADED:
-        _LOADED[key] = Bundle.load(path)
-    return _LOADED[key]
+N_RISK_INPUTS = N_FEATURES + 1
+N_SIZING_INPUTS = N_FEATURES + len(STATE_INPUTS)
 
 
 @dataclass
 class Signals:
-    """Per-bar network outputs over an OHLCV array; NaN before the warm-up is complete."""
+    """Per-bar outputs over an OHLCV array; NaN before the warm-up is complete."""
 
-    p_long: np.ndarray
+    p_long: np.ndarray         # ensemble probabilities
     p_short: np.ndarray
-    confidence: np.ndarray
+    confidence: np.ndarray     # 1 - normalised entropy of the ensemble's distribution
     stop_atr: np.ndarray       # bracket distances of a long entry, in ATRs
     take_atr: np.ndarray
     stop_atr_short: np.ndarray  # and of a short entry
@@ -139,76 +42,138 @@ class Signals:
     scaled: np.ndarray         # (n, F) scaled features, for the sizer
 
 
+@dataclass(frozen=True)
+class Sizing:
+    fraction: float      # what is traded
+    confidence: float    # the sizing net's P(the sized trade makes money)
+    network: float       # the sizing net's own fraction
+    twin: float          # the volatility-target fraction
+
+
+def ensemble_confidence(p_long: np.ndarray, p_short: np.ndarray, allow_short: bool) -> np.ndarray:
+    classes = [p_long, 1.0 - p_long - p_short, p_short] if allow_short else [p_long, 1.0 - p_long]
+    probs = np.clip(np.stack(classes), 1e-12, 1.0)
+    return 1.0 - (-(probs * np.log(probs)).sum(0)) / np.log(len(classes))
+
+
+def risk_inputs(scaled_rows: np.ndarray, direction: float) -> torch.Tensor:
+    """Risk-net inputs: the scaled features at the entry bar and the trade's direction (+1/-1)."""
+    column = np.full((len(scaled_rows), 1), direction)
+    return torch.as_tensor(np.concatenate([scaled_rows, column], axis=1), dtype=torch.float32)
+
+
 @dataclass
 class Bundle:
-    timing: torch.nn.Module
-    sizing: torch.nn.Module
-    risk: torch.nn.Module
+    timing: list                               # neural timing members (TimingNet)
+    sizing: PositionSizingNet
+    risk: RiskNet
     scaler: Scaler
     spec: DecisionSpec
-    args: dict                               # constructor arguments of each network
-    meta: dict = field(default_factory=dict)  # config, data source, train dates: provenance only
+    args: dict                                 # constructor arguments of each network kind
+    members: tuple = ()                        # ensemble member names: neural_1.., tsmom, sma
+    weights: tuple = ()                        # ensemble weights, one per member, summing to 1
+    trust: tuple = (1.0, 1.0)                  # (sizing, risk): weight of each network against its twin
+    meta: dict = field(default_factory=dict)   # data source, train dates: provenance only
+
+    def __post_init__(self):
+        if not self.members:  # a plain bundle: the neural members, equally weighted
+            self.members = tuple(f"neural_{i + 1}" for i in range(len(self.timing)))
+            self.weights = tuple(1.0 / len(self.members) for _ in self.members)
+
+    @property
+    def warmup_bars(self) -> int:
+        classical = any(m in CLASSICAL_MEMBERS for m in self.members)
+        return max(self.spec.feature_bars, CLASSICAL_LOOKBACK if classical else 0)
 
     def eval(self) -> "Bundle":
-        for net in (self.timing, self.sizing, self.risk):
+        for net in [*self.timing, self.sizing, self.risk]:
             net.eval()
         return self
 
+    # --- predictions --------------------------------------------------------------------------
     @torch.inference_mode()
-    def predict(self, open_, high, low, close, volume, rows: np.ndarray | None = None,
-                batch: int = 1024) -> Signals:
-        """Network outputs for every bar (or `rows`), each from bars up to that bar only."""
+    def member_probabilities(self, scaled: np.ndarray, close: np.ndarray, rows: np.ndarray,
+                             batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        """(members, n) p_long and p_short of every member at `rows`; NaN elsewhere."""
+        n, m = len(scaled), len(self.members)
+        p_long, p_short = np.full((m, n), np.nan), np.full((m, n), np.nan)
+        rows = rows[rows >= self.spec.feature_bars - 1]
+        nets = iter(self.timing)
+        for i, name in enumerate(self.members):
+            if name in CLASSICAL_MEMBERS:
+                pl, ps = classical_signal(name, close, self.spec.allow_short)
+                p_long[i, rows], p_short[i, rows] = pl[rows], ps[rows]
+                continue
+            net = next(nets)
+            for start in range(0, len(rows), batch):
+                chunk = rows[start:start + batch]
+                x = torch.as_tensor(windows(scaled, self.spec.window, chunk), dtype=torch.float32)
+                pl, ps = long_short_probabilities(net(x))
+                p_long[i, chunk], p_short[i, chunk] = pl.numpy(), ps.numpy()
+        return p_long, p_short
+
+    def combine(self, p_long: np.ndarray, p_short: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Ensemble (p_long, p_short, confidence) from member probabilities; NaN where a member has none."""
+        w = np.asarray(self.weights)[:, None]
+        pl, ps = (w * p_long).sum(0), (w * p_short).sum(0)
+        missing = np.isnan(p_long).any(0)
+        pl[missing] = ps[missing] = np.nan
+        return pl, ps, ensemble_confidence(pl, ps, self.spec.allow_short)
+
+    @torch.inference_mode()
+    def predict(self, open_, high, low, close, volume, rows: np.ndarray | None = None) -> Signals:
+        """Outputs for every bar (or `rows`), each from bars up to that bar only."""
+        high, low, close = (np.asarray(a, dtype=float) for a in (high, low, close))
         features = compute_features(open_, high, low, close, volume)
         scaled = self.scaler.transform(features)
         n = len(features)
-        first = self.spec.warmup_bars - 1
-        rows = np.arange(first, n) if rows is None else rows[rows >= first]
-        out = {k: np.full(n, np.nan) for k in ("p_long", "p_short", "confidence", "stop_atr", "take_atr",
-                                                "stop_atr_short", "take_atr_short")}
-        for start in range(0, len(rows), batch):
-            chunk = rows[start:start + batch]
-            x = torch.as_tensor(windows(scaled, self.spec.window, chunk), dtype=torch.float32)
-            logits = self.timing(x)
-            p_long, p_short = long_short_probabilities(logits)
-            out["p_long"][chunk], out["p_short"][chunk] = p_long.numpy(), p_short.numpy()
-            out["confidence"][chunk] = confidence(logits).numpy()
-            for direction, suffix in ((1.0, ""), (-1.0, "_short")):
-                stop, take = self.brackets(scaled[chunk], direction)
-                out["stop_atr" + suffix][chunk], out["take_atr" + suffix][chunk] = stop, take
-        return Signals(**out, atr=average_true_range(np.asarray(high, float), np.asarray(low, float),
-                                                     np.asarray(close, float)),
+        rows = np.arange(self.warmup_bars - 1, n) if rows is None else rows[rows >= self.warmup_bars - 1]
+        p_long, p_short, conf = self.combine(*self.member_probabilities(scaled, close, rows))
+        levels = {}
+        for direction, suffix in ((1.0, ""), (-1.0, "_short")):
+            stop, take = np.full(n, np.nan), np.full(n, np.nan)
+            stop[rows], take[rows] = self.brackets(scaled[rows], direction)
+            levels["stop_atr" + suffix], levels["take_atr" + suffix] = stop, take
+        return Signals(p_long, p_short, conf, **levels, atr=average_true_range(high, low, close),
                        vol=features[:, 8], scaled=scaled)
 
     @torch.inference_mode()
     def brackets(self, scaled_rows: np.ndarray, direction: float) -> tuple[np.ndarray, np.ndarray]:
-        """Stop and take-profit distances in ATRs; the fixed classical twin when use_risk is off."""
-        if not self.spec.use_risk:
-            n = len(scaled_rows)
-            return np.full(n, self.spec.fixed_stop_atr), np.full(n, self.spec.fixed_take_atr)
+        """Stop and take-profit distances in ATRs: the risk net blended with fixed brackets by trust."""
+        n = len(scaled_rows)
+        fixed_stop, fixed_take = np.full(n, self.spec.fixed_stop_atr), np.full(n, self.spec.fixed_take_atr)
+        if not self.spec.use_risk or n == 0:
+            return fixed_stop, fixed_take
         stop, take = self.risk.levels(risk_inputs(scaled_rows, direction))
-        return stop.numpy().astype(float), take.numpy().astype(float)
+        t = self.trust[1]
+        return t * stop.numpy() + (1 - t) * fixed_stop, t * take.numpy() + (1 - t) * fixed_take
 
     @torch.inference_mode()
-    def size(self, scaled_row: np.ndarray, state: np.ndarray, vol: float) -> tuple[float, float]:
-        """Fraction of equity and the sizer's confidence for one decision.
-
-        With use_sizing off, the classical twin: the volatility-target fraction, confidence 1.
-        """
+    def size(self, scaled_row: np.ndarray, state: np.ndarray, vol: float) -> Sizing:
+        """The fraction of equity for one decision: the sizing net blended with the
+        volatility-target twin by trust (the twin alone when use_sizing is off)."""
+        twin = self.spec.twin_fraction(vol)
         if not self.spec.use_sizing:
-            return min(self.spec.max_fraction, self.spec.vol_target / max(vol, 1e-4)), 1.0
+            return Sizing(twin, 1.0, twin, twin)
         x = torch.as_tensor(np.concatenate([scaled_row, state])[None], dtype=torch.float32)
         fraction, conf, _ = self.sizing(x, torch.tensor([vol], dtype=torch.float32))
-        return float(fraction[0]), float(conf[0])
+        network, t = float(fraction[0]), self.trust[0]
+        return Sizing(t * network + (1 - t) * twin, float(conf[0]), network, twin)
 
-    # --- persistence ------------------------------------------------------------------------
+    # --- persistence --------------------------------------------------------------------------
     def to_payload(self) -> dict:
+        def state(net):
+            return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+
         payload = {
             "format_version": FORMAT_VERSION, "kind": KIND,
             "spec": dict(vars(self.spec)), "args": self.args, "meta": self.meta,
             "scaler": {"mean": torch.as_tensor(self.scaler.mean), "std": torch.as_tensor(self.scaler.std),
                        "clip": self.scaler.clip},
-            "state": {name: {k: v.detach().cpu().clone() for k, v in getattr(self, name).state_dict().items()}
-                      for name in NETWORKS},
+            "ensemble": {"members": list(self.members), "weights": [float(w) for w in self.weights],
+                         "trust": [float(t) for t in self.trust]},
+            "state": {"timing": [state(net) for net in self.timing], "sizing": state(self.sizing),
+                      "risk": state(self.risk)},
         }
         payload["sha256"] = digest(payload)
         return payload
@@ -220,92 +185,42 @@ class Bundle:
     def from_payload(cls, payload: dict, source: str = "bundle") -> "Bundle":
         check_payload(payload, source, KIND)
         try:
-            nets = {}
-            for name, net_cls in NETWORKS.items():
-                net = net_cls(**payload["args"][name])
-                net.load_state_dict(payload["state"][name])
-                nets[name] = net
+            args, states = payload["args"], payload["state"]
+            timing = []
+            for state in states["timing"]:
+                net = TimingNet(**args["timing"])
+                net.load_state_dict(state)
+                timing.append(net)
+            sizing, risk = PositionSizingNet(**args["sizing"]), RiskNet(**args["risk"])
+            sizing.load_state_dict(states["sizing"])
+            risk.load_state_dict(states["risk"])
             scaler = Scaler(payload["scaler"]["mean"].double().numpy(), payload["scaler"]["std"].double().numpy(),
                             float(payload["scaler"]["clip"]))
-            spec = DecisionSpec(**payload["spec"])
+            ensemble = payload["ensemble"]
+            bundle = cls(timing, sizing, risk, scaler, DecisionSpec(**payload["spec"]), args,
+                         tuple(ensemble["members"]), tuple(ensemble["weights"]), tuple(ensemble["trust"]),
+                         payload.get("meta", {}))
         except (KeyError, TypeError, RuntimeError) as exc:
             raise CheckpointError(f"{source} does not hold a complete nt_backtrader bundle ({exc}); "
                                   "train a new one with `nt-backtrader train`") from None
-        return cls(nets["timing"], nets["sizing"], nets["risk"], scaler, spec, payload["args"],
-                   payload.get("meta", {})).eval()
+        return bundle.eval()
 
     @classmethod
     def load(cls, path: str | Path) -> "Bundle":
         return cls.from_payload(load_payload(path), source=str(path))
 
 
-def risk_inputs(scaled_rows: np.ndarray, direction: float) -> torch.Tensor:
-    """Risk-net inputs: the scaled features at the entry bar and the trade's direction (+1/-1)."""
-    column = np.full((len(scaled_rows), 1), direction)
-    return torch.as_tensor(np.concatenate([scaled_rows, column], axis=1), dtype=torch.float32)
+_LOADED: dict = {}
 
 
-N_RISK_INPUTS = N_FEATURES + 1
-N_SIZING_INPUTS = N_FEATURES + len(STATE_INPUTS)
-
-
-# --- checkpoint files: shared by bundles and walk-forward checkpoints ---------------------------
-def digest(payload: dict) -> str:
-    """SHA-256 over every tensor's bytes and every other value, in a fixed key order."""
-    h = hashlib.sha256()
-
-    def feed(value, key=""):
-        if isinstance(value, dict):
-            for k in sorted(value):
-                if k != "sha256":
-                    feed(value[k], f"{key}/{k}")
-        elif isinstance(value, (list, tuple)):
-            for i, item in enumerate(value):
-                feed(item, f"{key}[{i}]")
-        elif isinstance(value, torch.Tensor):
-            t = value.detach().cpu().contiguous()
-            h.update(f"{key}:{t.dtype}:{tuple(t.shape)}".encode())
-            h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
-        else:
-            h.update(f"{key}={json.dumps(value, sort_keys=True, default=str)}".encode())
-
-    feed(payload)
-    return h.hexdigest()
-
-
-def atomic_torch_save(payload: dict, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def load_payload(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file; give a file written by `nt-backtrader train` or `run`")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many kinds for a truncated or foreign file
-        raise CheckpointError(f"{path} is damaged or not an nt_backtrader file ({type(exc).__name__}); "
-                              "write it again") from None
-    if not isinstance(payload, dict):
-        raise CheckpointError(f"{path} is not an nt_backtrader file; write it again")
-    return payload
-
-
-def check_payload(payload: dict, source: str, kind: str) -> None:
-    if payload.get("kind") != kind:
-        raise CheckpointError(f"{source} is a {payload.get('kind', 'foreign file')}, not a {kind}")
-    if payload.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{source} has format version {payload.get('format_version')}; this nt_backtrader "
-                              f"reads version {FORMAT_VERSION}: retrain or write it again")
-    if payload.get("sha256") != digest(payload):
-        raise CheckpointError(f"{source} fails its SHA-256 check: it was modified or damaged; write it again")
+def get_bundle(bundle) -> Bundle:
+    """A Bundle as given, or loaded (once per file version) from a path."""
+    if isinstance(bundle, Bundle):
+        return bundle
+    if bundle is None:
+        raise CheckpointError("no bundle given: pass bundle='model.pt' (written by `nt-backtrader train`)")
+    path = Path(bundle).resolve()
+    key = (str(path), path.stat().st_mtime_ns if path.exists() else None)
+    if key not in _LOADED:
+        _LOADED[key] = Bundle.load(path)
+    return _LOADED[key]

@@ -10,6 +10,8 @@ from .data import EMBEDDED, source_name
 from .errors import ConfigError, UserError
 
 EXIT_USER_ERROR = 2
+CHECKPOINT = "checkpoint.pt"
+LEARNING_FIGURE = "learning_progress.png"
 # --quick: the same pipeline with smaller nets and fewer epochs, for a first look in under a minute.
 QUICK = {"timing.hidden": 16, "train.first_epochs": 6, "train.max_epochs": 2, "train.max_samples": 1000}
 
@@ -69,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "the next test window in backtrader (costs on), stitch the test windows, report "
                               "them next to buy_hold, sma_cross and tsmom on the same dates.")
     run.add_argument("--strategy", help="neural (default) | buy_hold | sma_cross | tsmom")
+    run.add_argument("--resume", action="store_true", help="continue the run whose checkpoint.pt is in --out "
+                     "(written after every segment); it ends exactly as an uninterrupted run")
     add_data_options(run)
     add_common_options(run, "report folder (default reports/<data>-<strategy>/)")
     run.set_defaults(func=cmd_run)
@@ -111,6 +115,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .data import load_ohlcv
+    from .progress_figure import draw_learning_progress
     from .report import write_report
     from .traders import make_trader
     from .walkforward import compare_baselines, walk_forward
@@ -120,9 +125,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     trader = make_trader(config, source=source)  # an unknown strategy fails before any work
     frame = load_ohlcv(config.data)
     out = Path(args.out) if args.out else Path("reports") / f"{source}-{trader.name}"
-    result = walk_forward(frame, config, trader=trader, progress=not args.quiet)
+    result = walk_forward(frame, config, trader=trader, progress=not args.quiet, checkpoint=out / CHECKPOINT,
+                          resume=args.resume)
     table = {trader.name: result.summary()} | compare_baselines(frame, config, skip=trader.name)
-    write_report(result, frame, config, out, source, comparison=table)
+    figures = {}
+    if trader.name == "neural":
+        title = f"nt_backtrader neural on {source}: learning progress (seed {config.seed})"
+        figures[LEARNING_FIGURE] = lambda path: draw_learning_progress(result.history, path, title)
+    write_report(result, frame, config, out, source, comparison=table, figures=figures)
     print_comparison(table, result.summary(), out)
     return 0
 
@@ -130,17 +140,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from .data import load_ohlcv, require_bars
     from .runtime import configure
-    from .training.trainer import NeuralTrainer
+    from .training.coordinator import Coordinator
 
     config = config_from_args(args)
     source = source_name(config.data)
     frame = load_ohlcv(config.data)
-    trainer = NeuralTrainer(config, configure(config.train.device, config.train.threads))
-    require_bars(frame, trainer.spec.warmup_bars + 252, "training")
+    coordinator = Coordinator(config, configure(config.train.device, config.train.threads))
+    require_bars(frame, coordinator.spec.feature_bars + 2 * 252, "training")
     val_start = len(frame) - int(round(config.walkforward.val_fraction * len(frame)))
     arrays = {c: frame[c].to_numpy() for c in ("open", "high", "low", "close", "volume")}
     meta = {"source": source, "train_start": str(frame.index[0].date()), "train_end": str(frame.index[-1].date())}
-    bundle, info = trainer.fit(arrays, 0, val_start, seed=config.seed, meta=meta)
+    # One cycle without realized feedback: the tuner's first proposals, the meta-learner's prior weights.
+    bundle, info = coordinator.fit(arrays, 0, val_start, segment=0, meta=meta)
     out = Path(args.out) if args.out else Path("reports") / f"{source}-neural" / "bundle.pt"
     bundle.save(out)
     print(f"trained on {source} {meta['train_start']} .. {meta['train_end']}: timing validation accuracy "
@@ -163,7 +174,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     source = source_name(config.data)
     frame = load_ohlcv(config.data)
-    warmup = bundle.spec.warmup_bars
+    warmup = bundle.warmup_bars
     require_bars(frame, warmup + 21, "a backtest with this bundle (its warm-up plus a month)")
     first = frame.index[warmup]
     trained = bundle.meta

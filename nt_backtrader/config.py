@@ -74,6 +74,7 @@ class TimingConfig:
     turnover_bps: float = 10.0           # Sharpe-loss cost per unit of position change
     enter: float = 0.55                  # enter when p(long) reaches this (p(short) with shorts)
     exit: float = 0.45                   # leave when it falls below this
+    cooldown: int = 5                    # bars after a stop or take-profit before re-entering that side
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,33 @@ class RiskConfig:
 
 
 @dataclass(frozen=True)
+class TunerConfig:
+    mode: str = "network"                # network | fixed (config hyperparameters) | random (search)
+    population: int = 3                  # timing candidates trained per segment, in every mode
+    lr_min: float = 1e-4
+    lr_max: float = 1e-2
+    batch_min: int = 64
+    batch_max: int = 512
+    dropout_max: float = 0.4
+    weight_decay_min: float = 1e-6
+    weight_decay_max: float = 1e-2
+    step_lr: float = 0.02                # the tuner network's own learning rate
+    exploration: float = 0.5             # initial std of its proposals, in pre-squash units
+
+
+@dataclass(frozen=True)
+class MetaConfig:
+    enabled: bool = True                 # False: equal ensemble weights, trust 0.5 in each twin
+    neural_members: int = 2              # best timing candidates (by validation) in the ensemble
+    classical_members: tuple[str, ...] = ("tsmom", "sma")
+    hidden: int = 16
+    steps: int = 30                      # optimiser steps on the replay of realized PnL per segment
+    step_lr: float = 0.01
+    memory: float = 0.5                  # weight of older segments in a member's realized record
+    prior: float = 1.0                   # pull toward equal weights and trust 0.5: a few trades are weak evidence
+
+
+@dataclass(frozen=True)
 class Config:
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
@@ -120,6 +148,8 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     sizing: SizingConfig = field(default_factory=SizingConfig)
     risk: RiskConfig = field(default_factory=RiskConfig)
+    tuner: TunerConfig = field(default_factory=TunerConfig)
+    meta: MetaConfig = field(default_factory=MetaConfig)
 
 
 def _suggest(key: str, known: list[str]) -> str:
@@ -143,6 +173,10 @@ def _coerce(value, typ, where: str):
             except ConfigError as exc:
                 errors.append(exc)
         raise errors[0]
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"config key '{where}' must be a list of strings")
+        return tuple(value)
     if origin is dict:
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise ConfigError(f"config key '{where}' must be a table of strings")
@@ -216,6 +250,8 @@ def _toml_value(value) -> str:
         return repr(value)
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
 
 

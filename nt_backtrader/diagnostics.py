@@ -36,7 +36,7 @@ def neural_segment_metrics(result, horizon: int) -> dict:
     info = strategy.diagnostics()
     exits = info["bracket_exits"]
     closed = exits["stop"] + exits["take"] + info["signal_exits"]
-    sizing = np.array([(f, v) for _, f, _, v in info["sizing"]]) if info["sizing"] else np.zeros((0, 2))
+    sizing = np.array([(r.fraction, r.vol) for r in info["sizing"]]) if info["sizing"] else np.zeros((0, 2))
     carry = strategy.p.carry or {}
     return {
         "timing_accuracy": direction_accuracy(_tail(strategy.signal.p_long, n), _tail(strategy.signal.p_short, n),

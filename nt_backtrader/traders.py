@@ -2,7 +2,8 @@
 
 `fit(history, segment)` sees the bars before the end of the train window only (the segment
 says where the train window and its validation tail start) and returns the strategy params
-for the test window; `feedback(segment, result)` receives the realized test window afterwards.
+for the test window; `feedback(segment, result, window)` receives the realized test window
+afterwards; `state_dict()` is what a checkpoint keeps of the trader.
 Classical traders learn nothing; they are the baselines run through the same pipeline.
 """
 from __future__ import annotations
@@ -10,15 +11,20 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
+from . import metrics
 from .config import Config
 from .diagnostics import neural_segment_metrics
 from .errors import ConfigError
 from .plugin import BuyHold, NeuralStrategy, SmaCross, Tsmom
 from .runtime import configure
+from .signals import CLASSICAL_LOOKBACK
 from .splits import Segment
-from .training.trainer import NeuralTrainer
+from .trades import round_trips
+from .training.coordinator import Coordinator, Feedback
+from .training.samples import OHLCV
 
 CLASSICAL = ("buy_hold", "sma_cross", "tsmom")
 
@@ -33,8 +39,14 @@ class ClassicalTrader:
     def fit(self, history: pd.DataFrame, segment: Segment) -> dict:
         return dict(self.params)
 
-    def feedback(self, segment: Segment, result) -> dict:
+    def feedback(self, segment: Segment, result, window: pd.DataFrame) -> dict:
         return {}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
 
 def classical_trader(name: str, config: Config) -> ClassicalTrader:
@@ -59,7 +71,7 @@ def unknown_strategy(name: str) -> ConfigError:
 
 
 class NeuralTrader:
-    """Trains timing, sizing and risk networks on each train window; trades them in NeuralStrategy."""
+    """Trains the networks on each train window (the Coordinator's cycle); trades them in NeuralStrategy."""
 
     name = "neural"
     strategy = NeuralStrategy
@@ -67,20 +79,53 @@ class NeuralTrader:
     def __init__(self, config: Config, source: str = ""):
         self.config = config
         self.source = source
-        self.trainer = NeuralTrainer(config, configure(config.train.device, config.train.threads))
-        self.warmup_bars = self.trainer.spec.warmup_bars
+        self.coordinator = Coordinator(config, configure(config.train.device, config.train.threads))
+        self.warmup_bars = max(self.coordinator.spec.feature_bars,
+                               CLASSICAL_LOOKBACK if config.meta.classical_members else 0)
         self.last_fit: dict = {}
 
     def fit(self, history: pd.DataFrame, segment: Segment) -> dict:
-        arrays = {c: history[c].to_numpy() for c in ("open", "high", "low", "close", "volume")}
+        arrays = {c: history[c].to_numpy() for c in OHLCV}
         meta = {"source": self.source, "train_start": str(history.index[segment.train_start].date()),
                 "train_end": str(history.index[-1].date()), "segment": segment.index}
-        bundle, self.last_fit = self.trainer.fit(arrays, segment.train_start, segment.val_start,
-                                                 seed=self.config.seed * 1000 + segment.index, meta=meta)
+        bundle, self.last_fit = self.coordinator.fit(arrays, segment.train_start, segment.val_start, segment.index,
+                                                     meta)
         return {"bundle": bundle, "cash_buffer": self.config.backtest.cash_buffer}
 
-    def feedback(self, segment: Segment, result) -> dict:
-        return self.last_fit | neural_segment_metrics(result, self.config.timing.horizon)
+    def feedback(self, segment: Segment, result, window: pd.DataFrame) -> dict:
+        first_test = len(window) - len(result.returns)
+        feedback = Feedback({c: window[c].to_numpy() for c in OHLCV}, first_test, metrics.sharpe(result.returns),
+                            entries_of(result, window))
+        return self.last_fit | self.coordinator.feedback(feedback) | neural_segment_metrics(result,
+                                                                                           self.config.timing.horizon)
+
+    def state_dict(self) -> dict:
+        return self.coordinator.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.coordinator.load_state_dict(state)
+
+
+def entries_of(result, window: pd.DataFrame) -> np.ndarray:
+    """(n, 5) per opening order of the window: decision bar, direction, network fraction, twin
+    fraction, and the trade's return per unit invested (to its exit, or marked at the last close)."""
+    log = result.strategy.getsizer().log
+    trips = round_trips(result.fills, window.index)
+    exits = {row.entry_date: row.exit_price / row.entry_price - 1.0 for row in trips.itertuples()}
+    rows = []
+    for record in log:
+        bar = window.index.get_loc(pd.Timestamp(record.date))
+        if bar + 1 >= len(window):
+            continue  # decided on the last bar: filled in the next window
+        entry_date = window.index[bar + 1]
+        if entry_date in exits:
+            change = exits[entry_date]
+        elif record is log[-1] and result.strategy.position.size:
+            change = window["close"].iloc[-1] / window["open"].iloc[bar + 1] - 1.0
+        else:
+            change = float("nan")  # not filled (margin) or closed by a later window: no outcome here
+        rows.append((bar, record.direction, record.network, record.twin, record.direction * change))
+    return np.asarray(rows, dtype=float).reshape(-1, 5)
 
 
 STRATEGIES = ("neural",) + CLASSICAL

@@ -59,7 +59,7 @@ def with_noise_after(frame: pd.DataFrame, cutoff: pd.Timestamp, seed: int = 1) -
 
 TINY = {"walkforward.train_bars": 252, "walkforward.test_bars": 126, "timing.hidden": 8, "timing.heads": 2,
         "timing.window": 16, "train.first_epochs": 3, "train.max_epochs": 1, "train.max_samples": 400,
-        "sizing.hidden": 8, "risk.hidden": 8}
+        "sizing.hidden": 8, "risk.hidden": 8, "tuner.population": 2, "meta.steps": 5}
 
 
 @pytest.fixture
@@ -71,11 +71,11 @@ def tiny_config() -> Config:
 @pytest.fixture(scope="session")
 def tiny_bundle(sp500):
     """A tiny bundle trained on 2004-2009, for backtests from 2010 on."""
-    from nt_backtrader.training.trainer import NeuralTrainer
+    from nt_backtrader.training.coordinator import Coordinator
 
     history = sp500.loc["2004":"2009"]
     arrays = {c: history[c].to_numpy() for c in ("open", "high", "low", "close", "volume")}
-    trainer = NeuralTrainer(override(Config(), **TINY))
-    bundle, _ = trainer.fit(arrays, 0, int(len(history) * 0.8), seed=0,
-                            meta={"source": "sp500", "train_start": "2004-01-02", "train_end": "2009-12-31"})
+    coordinator = Coordinator(override(Config(), **TINY))
+    bundle, _ = coordinator.fit(arrays, 0, int(len(history) * 0.8), segment=0,
+                                meta={"source": "sp500", "train_start": "2004-01-02", "train_end": "2009-12-31"})
     return bundle

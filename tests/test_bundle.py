@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from nt_backtrader.bundle import Bundle, load_payload
+from nt_backtrader.bundle import Bundle
+from nt_backtrader.checkpoint import load_payload
 from nt_backtrader.cli import main
 from nt_backtrader.errors import CheckpointError
 
@@ -29,7 +30,9 @@ def test_round_trip_gives_identical_predictions(tmp_path, tiny_bundle, sp500):
 def test_file_holds_plain_tensors_and_numbers(tmp_path, tiny_bundle):
     payload = torch.load(tiny_bundle.save(tmp_path / "model.pt"), weights_only=True)
     assert payload["format_version"] == 1 and len(payload["sha256"]) == 64
-    assert isinstance(payload["state"]["timing"]["head.weight"], torch.Tensor)
+    assert isinstance(payload["state"]["timing"][0]["head.weight"], torch.Tensor)
+    assert payload["ensemble"]["members"] == ["neural_1", "neural_2", "tsmom", "sma"]
+    assert sum(payload["ensemble"]["weights"]) == pytest.approx(1.0)
 
 
 def test_tampered_weights_fail_the_checksum(tmp_path, tiny_bundle):

@@ -68,7 +68,6 @@ def test_a_divergent_learning_rate_is_survived_and_counted():
     torch.manual_seed(0)
     x = torch.randn(200, 3)
     net = torch.nn.Linear(3, 1)
-    before = {k: v.clone() for k, v in net.state_dict().items()}
 
     def exploding(model, idx):
         return torch.exp(model(x[idx]) ** 2).mean()  # finite at the start; lr 1e3 overflows it to inf
@@ -79,10 +78,9 @@ def test_a_divergent_learning_rate_is_survived_and_counted():
 
     result = fit(net, 200, exploding, val, Hyper(lr=1e3, batch_size=32), epochs=5, patience=5,
                  rng=np.random.default_rng(0))
-    assert result.rollbacks >= 1
+    assert result.rollbacks >= 1 and result.epochs >= 1
     assert all(torch.isfinite(v).all() for v in net.state_dict().values())
-    net.load_state_dict(before)
-    assert result.best_val <= val(net)  # never worse than where it started
+    assert np.isfinite(result.best_val) and result.best_val == val(net)  # the weights kept are the ones scored
 
 
 def test_last_step_layer_equals_a_full_encoder_layer_at_the_last_step():

@@ -52,7 +52,7 @@ def test_bar_by_bar_equals_batched_predictions(sp500, active_bundle):
 def test_segments_with_carried_state_equal_one_continuous_run(sp500, active_bundle):
     """Position, bracket legs, pending orders and the sizer's account record cross the seams."""
     frame = sp500.loc["2009-01-01":"2013-12-31"]
-    warmup = active_bundle.spec.warmup_bars
+    warmup = active_bundle.warmup_bars
     start = frame.index[warmup]
     one = run_backtest(frame, NeuralStrategy, {"bundle": active_bundle}, trade_from=start.date())
     cuts = [warmup, 400, 530, 700, 901, len(frame)]
@@ -89,7 +89,7 @@ def test_sma_example_gets_the_neural_sizer_and_brackets(tmp_path, sp500, active_
     csv = yahoo_csv(tmp_path / "spx.csv", sp500.loc["2010":"2014"])
     strategy = runpy.run_path(str(EXAMPLES / "sma_with_neural_sizer.py"))["main"](["--bundle", bundle, "--csv", csv])
     sizer = strategy.getsizer()
-    fractions = [f for _, f, _, _ in sizer.log]
+    fractions = [record.fraction for record in sizer.log]
     assert isinstance(sizer, NeuralSizer) and len(fractions) >= 5 and len(set(fractions)) > 1
     assert all(0 < f <= active_bundle.spec.max_fraction for f in fractions)
     assert strategy.bracket_exits["stop"] + strategy.bracket_exits["take"] >= 1

@@ -1,8 +1,8 @@
-"""Pure PyTorch networks: no backtrader, no pandas. Each is rebuilt from (kind, args) in a bundle."""
+"""Pure PyTorch networks: no backtrader, no pandas."""
+from .meta import MetaLearner
 from .risk import RiskNet
 from .sizing import PositionSizingNet
 from .timing import TimingNet
+from .tuner import HyperparameterTunerNet
 
-NETWORKS = {"timing": TimingNet, "sizing": PositionSizingNet, "risk": RiskNet}
-
-__all__ = ["TimingNet", "PositionSizingNet", "RiskNet", "NETWORKS"]
+__all__ = ["TimingNet", "PositionSizingNet", "RiskNet", "MetaLearner", "HyperparameterTunerNet"]

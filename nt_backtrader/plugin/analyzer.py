@@ -11,6 +11,7 @@ import pandas as pd
 from ..trades import FILL_COLUMNS, round_trips
 
 ORDER_COLUMNS = ["date", "size", "type", "price"]
+FILL_TABLE = FILL_COLUMNS + ["type"]  # the order type that filled: Market, Stop, Limit
 
 
 class PnLFeedback(bt.Analyzer):
@@ -58,7 +59,7 @@ class PnLFeedback(bt.Analyzer):
         previous = values.shift(1).fillna(self.strategy.broker.startingcash)
         trading = dates >= pd.Timestamp(self.p.trade_from) if self.p.trade_from else slice(None)
         returns = (values / previous - 1.0)[trading]
-        fills = pd.DataFrame(self.fills, columns=FILL_COLUMNS + ["type"]).astype(
+        fills = pd.DataFrame(self.fills, columns=FILL_TABLE).astype(
             {"date": "datetime64[ns]", "size": float, "price": float, "commission": float, "type": str})
         orders = pd.DataFrame(self.orders, columns=ORDER_COLUMNS).astype(
             {"date": "datetime64[ns]", "size": float, "type": str, "price": float})

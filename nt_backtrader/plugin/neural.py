@@ -1,12 +1,12 @@
 """NeuralStrategy: the timing network decides, the NeuralSizer sizes, the risk network brackets.
 
 Entries and exits follow the bundle's timing rule (thresholds with hysteresis); an entry goes
-out as a native bracket; after a stop or take-profit the strategy waits for the rule to let
-go of that direction before it enters again, so a stop is not undone on the next bar.
+out as a native bracket; after a stop or take-profit the strategy waits `cooldown` bars
+before it enters that side again, so a stop is not undone on the next bar.
 """
 from __future__ import annotations
 
-from ..bundle import AccountRecord, next_position
+from ..decisions import AccountRecord, next_position
 from .base import SegmentStrategy
 from .brackets import RiskBrackets, levels_from
 from .signal import NeuralSignal
@@ -26,7 +26,8 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
             self.setsizer(NeuralSizer(bundle=self.bundle, cash_buffer=self.p.cash_buffer))
         self.account = AccountRecord()  # read by the sizer: drawdown, recent PnL
         self.wanted = 0                 # the timing rule's position after the last bar
-        self.blocked = 0                # a direction a bracket just closed: no re-entry until the rule lets go
+        self.blocked = 0                # a side a bracket just closed: no re-entry there for a while
+        self.blocked_bars = 0           # bars left in that wait
         self.order = None               # our pending entry or exit
         self.signal_exits = 0
 
@@ -44,8 +45,10 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
             return
         self.account.update(self.broker.getvalue())
         self.wanted = next_position(self.wanted, self.signal.p_long[0], self.signal.p_short[0], self.bundle.spec)
-        if self.blocked and self.wanted != self.blocked:
-            self.blocked = 0
+        if self.blocked:
+            self.blocked_bars -= 1
+            if self.blocked_bars <= 0 or self.wanted != self.blocked:
+                self.blocked = 0
         if self.order is not None:
             return
         held = int(self.position.size > 0) - int(self.position.size < 0)
@@ -55,7 +58,7 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
             self.order = self.buy() if self.wanted > 0 else self.sell()
 
     def on_bracket_exit(self, data, kind, direction):
-        self.blocked = direction
+        self.blocked, self.blocked_bars = direction, self.bundle.spec.cooldown
 
     def notify_order(self, order):
         super().notify_order(order)
@@ -69,7 +72,7 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
         super().start()
         carry = self.p.carry
         if carry:
-            self.wanted, self.blocked = carry["wanted"], carry["blocked"]
+            self.wanted, self.blocked, self.blocked_bars = carry["wanted"], carry["blocked"], carry["blocked_bars"]
             self.account = AccountRecord(carry["account"]["peak"], list(carry["account"]["recent"]))
 
     def carry_out(self) -> dict:
@@ -81,7 +84,7 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
         elif order is not None:
             exit_ = True
         levels = self.live_levels(self.data)
-        return super().carry_out() | {"wanted": self.wanted, "blocked": self.blocked,
+        return super().carry_out() | {"wanted": self.wanted, "blocked": self.blocked, "blocked_bars": self.blocked_bars,
                                       "account": self.account.to_dict(), "entry": entry, "exit": exit_,
                                       "levels": list(levels) if levels else None}
 

@@ -24,7 +24,7 @@ def _ohlcv(data, end: int | None = None, size: int | None = None) -> list[np.nda
 
 def predict_current(bundle: Bundle, data) -> Signals | None:
     """The bundle's outputs for the data's current bar from its trailing lines; None if too short."""
-    size = bundle.spec.warmup_bars
+    size = bundle.warmup_bars
     if len(data) < size:
         return None
     return bundle.predict(*_ohlcv(data, size=size), rows=np.array([size - 1]))
@@ -36,7 +36,7 @@ class NeuralSignal(bt.Indicator):
 
     def __init__(self):
         self.bundle: Bundle = get_bundle(self.p.bundle)
-        self.addminperiod(self.bundle.spec.warmup_bars)
+        self.addminperiod(self.bundle.warmup_bars)
         self._signals: Signals | None = None  # every bar (runonce) or the current one (bar by bar)
         self._batched = False
 

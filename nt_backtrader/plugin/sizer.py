@@ -11,10 +11,23 @@ the sizer has seen at its own calls.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import backtrader as bt
 
-from ..bundle import AccountRecord, get_bundle, state_vector
+from ..bundle import get_bundle
+from ..decisions import AccountRecord, state_vector
 from .signal import NeuralSignal, predict_current
+
+
+class SizingRecord(NamedTuple):
+    date: object          # the decision bar
+    direction: int        # +1 buy, -1 sell
+    fraction: float       # traded fraction of equity
+    network: float        # the sizing net's own fraction
+    twin: float           # the volatility-target fraction
+    confidence: float
+    vol: float
 
 
 class NeuralSizer(bt.Sizer):
@@ -26,7 +39,7 @@ class NeuralSizer(bt.Sizer):
     def __init__(self):
         self.bundle = get_bundle(self.p.bundle)
         self.own_record = AccountRecord()
-        self.log = []             # (date, fraction, confidence, volatility) of every opening order
+        self.log = []             # one SizingRecord per opening order
         self._signal = None
 
     def _signal_for(self, data) -> NeuralSignal | None:
@@ -66,6 +79,7 @@ class NeuralSizer(bt.Sizer):
         value = self.broker.getvalue()
         exposure = position.size * data.close[0] / value if value > 0 else 0.0
         state = state_vector(*self._account().state(abs(exposure)), confidence)
-        fraction, sizer_confidence = self.bundle.size(scaled, state, vol)
-        self.log.append((data.datetime.date(0), fraction, sizer_confidence, vol))
-        return float(fraction * value * (1.0 - self.p.cash_buffer) / data.close[0])
+        sizing = self.bundle.size(scaled, state, vol)
+        self.log.append(SizingRecord(data.datetime.date(0), 1 if isbuy else -1, sizing.fraction, sizing.network,
+                                     sizing.twin, sizing.confidence, float(vol)))
+        return float(sizing.fraction * value * (1.0 - self.p.cash_buffer) / data.close[0])

@@ -73,9 +73,11 @@ def fit(model: nn.Module, n_fit: int, batch_loss: Callable[[nn.Module, np.ndarra
 
     opt = optimizer()
     model.eval()
-    result.first_val = result.best_val = _safe(val_loss(model))
-    best = copy.deepcopy(model.state_dict())
-    good = copy.deepcopy(best)
+    # The starting point is measured but not a candidate: a warm-started net has already seen
+    # most of this validation tail in its last fit, so its score there flatters it.
+    result.first_val = _safe(val_loss(model))
+    best = None
+    good = copy.deepcopy(model.state_dict())
     stale = 0
     for _ in range(epochs):
         model.train()
@@ -109,7 +111,11 @@ def fit(model: nn.Module, n_fit: int, batch_loss: Callable[[nn.Module, np.ndarra
             stale += 1
         if stale >= patience or result.rollbacks >= MAX_ROLLBACKS:
             break
-    model.load_state_dict(best)
+    if best is not None:
+        model.load_state_dict(best)
+    else:  # no epoch ended with a finite validation loss: keep the last good weights
+        model.load_state_dict(good)
+        result.best_val = result.first_val
     model.eval()
     return result
 

@@ -1,0 +1,80 @@
+"""Checkpoint files: plain tensors and numbers, written atomically, checked by SHA-256 on load.
+
+Shared by bundles and walk-forward checkpoints: `torch.load(weights_only=True)` never runs
+code from a file, the temp-file-then-rename write never leaves half a file, and the digest
+turns a damaged or edited file into one clear error instead of silently wrong weights.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .errors import CheckpointError
+
+FORMAT_VERSION = 1
+
+
+def digest(payload: dict) -> str:
+    """SHA-256 over every tensor's bytes and every other value, in a fixed key order."""
+    h = hashlib.sha256()
+
+    def feed(value, key=""):
+        if isinstance(value, dict):
+            for k in sorted(value):
+                if k != "sha256":
+                    feed(value[k], f"{key}/{k}")
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                feed(item, f"{key}[{i}]")
+        elif isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous()
+            h.update(f"{key}:{t.dtype}:{tuple(t.shape)}".encode())
+            h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+        else:
+            h.update(f"{key}={json.dumps(value, sort_keys=True, default=str)}".encode())
+
+    feed(payload)
+    return h.hexdigest()
+
+
+def atomic_torch_save(payload: dict, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_payload(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file; give a file written by `nt-backtrader train` or `run`")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a truncated or foreign file
+        raise CheckpointError(f"{path} is damaged or not an nt_backtrader file ({type(exc).__name__}); "
+                              "write it again") from None
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"{path} is not an nt_backtrader file; write it again")
+    return payload
+
+
+def check_payload(payload: dict, source: str, kind: str) -> None:
+    if payload.get("kind") != kind:
+        raise CheckpointError(f"{source} is a {payload.get('kind', 'foreign file')}, not a {kind}")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{source} has format version {payload.get('format_version')}; this nt_backtrader "
+                              f"reads version {FORMAT_VERSION}: retrain or write it again")
+    if payload.get("sha256") != digest(payload):
+        raise CheckpointError(f"{source} fails its SHA-256 check: it was modified or damaged; write it again")

@@ -1,0 +1,109 @@
+"""How network outputs become positions and sizes: the timing rule and the sizer's account state.
+
+Shared by the strategy (bar by bar, in backtrader) and by training (the sizer and the risk
+net learn on the positions this rule takes), so both see the same decisions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .features import LOOKBACK
+
+RECENT_PNL_BARS = 21
+STATE_INPUTS = ("drawdown", "exposure", "recent_pnl", "timing_confidence")  # after the market features
+
+
+@dataclass(frozen=True)
+class DecisionSpec:
+    """How network outputs become orders; fixed at training time, stored with the nets."""
+
+    window: int = 32
+    allow_short: bool = False
+    enter: float = 0.55          # enter when p(long) (or p(short)) reaches this
+    exit: float = 0.45           # leave when it falls below this
+    cooldown: int = 5            # bars after a bracket exit before re-entering that side
+    use_sizing: bool = True      # False: the classical twin, volatility-target fraction
+    use_risk: bool = True        # False: the classical twin, fixed ATR brackets
+    vol_target: float = 0.15
+    max_fraction: float = 1.0
+    fixed_stop_atr: float = 2.0
+    fixed_take_atr: float = 3.0
+
+    @property
+    def feature_bars(self) -> int:
+        """Bars of history the networks need before a decision: feature lookback plus the window."""
+        return LOOKBACK + self.window - 1
+
+    def twin_fraction(self, vol: float) -> float:
+        """The classical sizing twin: the volatility-target fraction, capped."""
+        return min(self.max_fraction, self.vol_target / max(vol, 1e-4))
+
+
+def next_position(previous: int, p_long: float, p_short: float, spec: DecisionSpec) -> int:
+    """The timing rule with hysteresis: -1 short, 0 flat, +1 long. NaN outputs mean flat."""
+    if not (p_long == p_long) or not (p_short == p_short):  # NaN: no opinion yet
+        return 0
+    if previous > 0 and p_long >= spec.exit:
+        return 1
+    if previous < 0 and p_short >= spec.exit:
+        return -1
+    if p_long >= spec.enter and p_long >= p_short:
+        return 1
+    if spec.allow_short and p_short >= spec.enter:
+        return -1
+    return 0
+
+
+def decide_positions(p_long: np.ndarray, p_short: np.ndarray, spec: DecisionSpec) -> np.ndarray:
+    positions = np.zeros(len(p_long), dtype=int)
+    previous = 0
+    for i, (pl, ps) in enumerate(zip(p_long, p_short)):
+        previous = positions[i] = next_position(previous, pl, ps, spec)
+    return positions
+
+
+def state_vector(drawdown: float, exposure: float, recent_pnl: float, timing_confidence: float) -> np.ndarray:
+    """Portfolio state inputs of the sizing net, on a common scale (fixed transforms)."""
+    return np.array([5.0 * drawdown, exposure, 10.0 * recent_pnl, timing_confidence])
+
+
+@dataclass
+class AccountRecord:
+    """Running peak and recent values of an account: the portfolio state the sizer reads.
+
+    Updated once per bar with the closing value, in training (a simulated account) and in
+    backtrader (the real one) alike; carried across walk-forward segments as plain numbers.
+    """
+
+    peak: float = 0.0
+    recent: list = field(default_factory=list)   # the last RECENT_PNL_BARS + 1 values
+
+    def update(self, value: float) -> None:
+        self.peak = max(self.peak, value)
+        self.recent.append(value)
+        del self.recent[:-RECENT_PNL_BARS - 1]
+
+    def state(self, exposure: float) -> tuple[float, float, float]:
+        """(drawdown from the peak, exposure, PnL over the last RECENT_PNL_BARS bars)."""
+        if not self.recent:
+            return 0.0, exposure, 0.0
+        return self.recent[-1] / self.peak - 1.0, exposure, self.recent[-1] / self.recent[0] - 1.0
+
+    def to_dict(self) -> dict:
+        return {"peak": self.peak, "recent": list(self.recent)}
+
+
+def unit_rule_returns(p_long: np.ndarray, p_short: np.ndarray, close: np.ndarray, spec: DecisionSpec,
+                      cost: float) -> np.ndarray:
+    """Daily returns of the timing rule at unit size, close to close, less `cost` per unit traded.
+
+    result[t] is earned over bar t by the position decided at bar t-1 (result[0] = 0).
+    """
+    positions = decide_positions(p_long, p_short, spec).astype(float)
+    held = np.concatenate([[0.0], positions[:-1]])
+    moves = np.abs(np.diff(held, prepend=0.0))
+    daily = np.zeros(len(close))
+    daily[1:] = close[1:] / close[:-1] - 1.0
+    return held * daily - cost * moves

@@ -1,0 +1,151 @@
+"""Coordinator: one cycle per segment in which the networks train and improve each other.
+
+    fit(train window):  the tuner proposes hyperparameters -> timing candidates train and are
+                        scored on the validation tail -> the tuner is rewarded -> the
+                        meta-learner weighs the best candidates and the classical members and
+                        sets its trust -> the sizer and the risk net train on the ensemble
+    (the walk-forward backtests the test window)
+    feedback(window):   the realized window updates the meta-learner (members' returns, the
+                        sizer and risk net against their twins) and rewards the tuner again
+
+Every random draw is seeded by (seed, segment, candidate), so a resumed run repeats exactly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..bundle import Bundle, risk_inputs
+from ..config import Config
+from ..decisions import unit_rule_returns
+from ..features import average_true_range, compute_features
+from .brackets import bracket_returns
+from .meta import Meta
+from .samples import OHLCV
+from .trainer import NeuralTrainer
+from .tuner import Tuner
+
+MIN_BRACKET_PATH = 3
+
+
+@dataclass
+class Feedback:
+    """What the walk-forward hands back after a test window, as plain arrays."""
+
+    arrays: dict               # OHLCV of the backtest window: warm-up bars, then the test bars
+    first_test: int            # index of the first test bar in `arrays`
+    realized_sharpe: float     # of the strategy's daily returns over the test window
+    entries: np.ndarray        # (n, 5): decision bar, direction, network fraction, twin fraction, trade return
+
+
+def regime(features: np.ndarray) -> np.ndarray:
+    """Volatility level and 63-day trend at the end of the train window, roughly unit scale."""
+    last = features[-1]
+    return np.array([last[8] / 0.2 - 1.0, last[3] / 2.0])  # vol_21d, ret_63d (already in sigma units)
+
+
+class Coordinator:
+    def __init__(self, config: Config, device: torch.device | None = None):
+        self.config = config
+        self.trainer = NeuralTrainer(config, device)
+        with torch.random.fork_rng(devices=[]):  # the same initial nets whatever ran before in this process
+            torch.manual_seed(config.seed)
+            self.tuner = Tuner(config.tuner, config.train, config.timing.dropout)
+            self.meta = Meta(config.meta)
+        self.pending: dict | None = None
+
+    @property
+    def spec(self):
+        return self.trainer.spec
+
+    def fit(self, arrays: dict, train_start: int, val_start: int, segment: int,
+            meta: dict | None = None) -> tuple[Bundle, dict]:
+        seed = self.config.seed * 1000 + segment
+        samples = self.trainer.prepare(arrays, train_start, val_start)
+        state = self.tuner.state(float(samples.features[-1, 8]))
+        proposals = self.tuner.propose(state, torch.Generator().manual_seed(seed))
+        fits = [self.trainer.fit_timing(samples, p.hyper, seed * 16 + j) for j, p in enumerate(proposals)]
+        val_losses = [f.result.best_val for f in fits]
+        tuner_info = self.tuner.learn_from_validation(state, proposals, val_losses)
+
+        order = np.argsort(val_losses, kind="stable")
+        best = int(order[0])
+        neural = [fits[j].net for j in order[:self.config.meta.neural_members]]
+        members = [f"neural_{i + 1}" for i in range(len(neural))] + list(self.config.meta.classical_members)
+        bundle = self.trainer.draft(samples, neural, members, np.full(len(members), 1 / len(members)), (1.0, 1.0),
+                                    proposals[best].hyper.dropout, seed, meta)
+        val_sharpes = self.trainer.validation_sharpes(bundle, samples)
+        meta_inputs = self.meta.inputs(members, val_sharpes, regime(samples.features))
+        weights, trust = self.meta.weigh(meta_inputs)
+        bundle.weights, bundle.trust = tuple(float(w) for w in weights), tuple(float(t) for t in trust)
+        bundle, finish_info = self.trainer.finish(bundle, samples, seed)
+
+        chosen = fits[best].result
+        self.tuner.remember(proposals[best], (chosen.first_val - chosen.best_val) / max(abs(chosen.first_val), 1e-8),
+                            chosen.best_val, fits[best].val_accuracy)
+        self.trainer.warm["timing"] = {k: v.clone() for k, v in fits[best].net.state_dict().items()}
+        self.pending = {"state": state, "chosen": proposals[best], "meta_inputs": meta_inputs,
+                        "members": members, "bundle": bundle}
+        hyper = proposals[best].hyper
+        info = {"lr": hyper.lr, "batch_size": hyper.batch_size, "dropout": hyper.dropout,
+                "weight_decay": hyper.weight_decay,
+                "candidates": [{"lr": p.hyper.lr, "batch_size": p.hyper.batch_size, "dropout": p.hyper.dropout,
+                                "weight_decay": p.hyper.weight_decay, "val_loss": f.result.best_val,
+                                "epochs": f.result.epochs, "rollbacks": f.result.rollbacks}
+                               for p, f in zip(proposals, fits)],
+                "timing_epochs": chosen.epochs, "timing_val_loss": chosen.best_val,
+                "timing_val_accuracy": fits[best].val_accuracy,
+                "rollbacks": int(sum(f.result.rollbacks for f in fits)),
+                "weights": dict(zip(members, bundle.weights)), "val_sharpes": dict(zip(members, val_sharpes)),
+                "sizing_trust": bundle.trust[0], "risk_trust": bundle.trust[1], **tuner_info, **finish_info}
+        return bundle, info
+
+    def feedback(self, fb: Feedback) -> dict:
+        """Learn from the test window that was just traded."""
+        pending, self.pending = self.pending, None
+        bundle: Bundle = pending["bundle"]
+        spec, cost = self.spec, self.trainer.cost()
+        close = np.asarray(fb.arrays["close"], dtype=float)
+        features = compute_features(*(fb.arrays[k] for k in OHLCV))
+        scaled = bundle.scaler.transform(features)
+        rows = np.arange(len(close))
+        p_long, p_short = bundle.member_probabilities(scaled, close, rows)
+        test = slice(fb.first_test, None)
+        member_returns = np.stack([unit_rule_returns(np.nan_to_num(pl, nan=0.0), np.nan_to_num(ps, nan=0.0),
+                                                     close, spec, cost)[test] for pl, ps in zip(p_long, p_short)])
+        sizing_pairs = [(net * r, twin * r) for _, _, net, twin, r in fb.entries if np.isfinite(r)]
+        risk_pairs = self._bracket_pairs(bundle, fb, scaled)
+        meta_info = self.meta.update(pending["meta_inputs"], pending["members"], member_returns,
+                                     np.asarray(sizing_pairs, dtype=float).reshape(-1, 2), risk_pairs)
+        tuner_info = self.tuner.learn_from_outcome(pending["state"], pending["chosen"], fb.realized_sharpe)
+        return {**meta_info, **tuner_info, "member_oos_sharpes": meta_info.pop("member_sharpes")}
+
+    def _bracket_pairs(self, bundle: Bundle, fb: Feedback, scaled: np.ndarray) -> np.ndarray:
+        """Per entry: the outcome of the risk net's bracket and of the fixed one on the realized path."""
+        a = {k: np.asarray(v, dtype=float) for k, v in fb.arrays.items()}
+        atr = average_true_range(a["high"], a["low"], a["close"])
+        pairs = []
+        for bar, direction, *_ in fb.entries:
+            bar, direction = int(bar), int(direction)
+            horizon = min(self.config.risk.horizon, len(a["close"]) - bar - 2)
+            if horizon < MIN_BRACKET_PATH or not np.isfinite(atr[bar]):
+                continue
+            with torch.inference_mode():
+                stop, take = bundle.risk.levels(risk_inputs(scaled[bar:bar + 1], float(direction)))
+            out = bracket_returns(a["open"], a["high"], a["low"], a["close"], atr, np.array([bar]),
+                                  np.array([float(stop[0]), bundle.spec.fixed_stop_atr]),
+                                  np.array([float(take[0]), bundle.spec.fixed_take_atr]), horizon, direction)
+            pairs.append(out[0])
+        return np.asarray(pairs, dtype=float).reshape(-1, 2)
+
+    # --- checkpoint ---------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"tuner": self.tuner.state_dict(), "meta": self.meta.state_dict(), "warm": self.trainer.warm}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.tuner.load_state_dict(state["tuner"])
+        self.meta.load_state_dict(state["meta"])
+        self.trainer.warm = dict(state["warm"])
+
