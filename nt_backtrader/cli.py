@@ -167,7 +167,6 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from .data import load_ohlcv, require_bars
     from .plugin import NeuralStrategy, run_backtest
     from .report import write_report
-    from .trades import round_trips
     from .walkforward import WalkForwardResult
 
     bundle = Bundle.load(args.bundle)
@@ -186,8 +185,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                              cash=costs.cash, commission_bps=costs.commission_bps, slippage_bps=costs.slippage_bps,
                              trade_from=first.date())
     result = WalkForwardResult(bt_result.returns, bt_result.equity, bt_result.fills, bt_result.orders,
-                               round_trips(bt_result.fills, bt_result.returns.index), history=[],
-                               strategy="neural-bundle")
+                               bt_result.trades, history=[], strategy="neural-bundle")
     out = Path(args.out) if args.out else Path("reports") / f"{source}-bundle"
     write_report(result, frame, config, out, source, extra={"bundle": str(args.bundle), "bundle_meta": trained})
     print_comparison({"neural-bundle": result.summary()}, result.summary(), out)

@@ -22,7 +22,6 @@ from .plugin import BuyHold, NeuralStrategy, SmaCross, Tsmom
 from .runtime import configure
 from .signals import CLASSICAL_LOOKBACK
 from .splits import Segment
-from .trades import round_trips
 from .training.coordinator import Coordinator, Feedback
 from .training.samples import OHLCV
 
@@ -110,8 +109,7 @@ def entries_of(result, window: pd.DataFrame) -> np.ndarray:
     """(n, 5) per opening order of the window: decision bar, direction, network fraction, twin
     fraction, and the trade's return per unit invested (to its exit, or marked at the last close)."""
     log = result.strategy.getsizer().log
-    trips = round_trips(result.fills, window.index)
-    exits = {row.entry_date: row.exit_price / row.entry_price - 1.0 for row in trips.itertuples()}
+    exits = {row.entry_date: row.exit_price / row.entry_price - 1.0 for row in result.trades.itertuples()}
     rows = []
     for record in log:
         bar = window.index.get_loc(pd.Timestamp(record.date))

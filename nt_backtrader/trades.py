@@ -15,16 +15,22 @@ TRADE_COLUMNS = ["entry_date", "exit_date", "direction", "size", "entry_price", 
                  "pnl", "pnlcomm", "bars_held"]
 
 
-def round_trips(fills: pd.DataFrame, dates: pd.DatetimeIndex) -> pd.DataFrame:
+def round_trips(fills: pd.DataFrame, dates: pd.DatetimeIndex, opening: tuple | None = None) -> pd.DataFrame:
     """Closed trades from fills (date, signed size, price, commission) in time order.
 
     `dates` is the bar calendar; bars_held counts bars between entry and exit fills.
+    `opening` = (date, size, price): a position already open before the first fill (carried
+    into a walk-forward segment), so that its exit closes it instead of opening a new trade.
     """
     bar_of = {d: i for i, d in enumerate(dates)}
     rows = []
     size = avg = pnl = comm = 0.0
     peak = 0.0
     entry = None
+    if opening is not None and opening[1]:
+        entry, size, avg = pd.Timestamp(opening[0]), float(opening[1]), float(opening[2])
+        peak = size
+        bar_of.setdefault(entry, -1)
     for date, fsize, price, fcomm in fills[FILL_COLUMNS].itertuples(index=False):
         remaining, remaining_comm = fsize, fcomm
         if size != 0 and np.sign(fsize) != np.sign(size):

@@ -92,6 +92,15 @@ def test_round_trips_by_hand():
     assert (short["direction"], short["pnl"], short["pnlcomm"], short["bars_held"]) == ("short", 100.0, 99.0, 2)
 
 
+def test_a_position_carried_in_is_closed_not_reversed():
+    d = pd.bdate_range("2020-01-01", periods=5)
+    fills = pd.DataFrame({"date": [d[1], d[3]], "size": [-10.0, 4.0], "price": [110.0, 100.0],
+                          "commission": [1.0, 0.5]})
+    trades = round_trips(fills, d, opening=(d[0], 10.0, 100.0))
+    assert list(trades["direction"]) == ["long"] and trades["pnl"].iloc[0] == 100.0  # the 4 bought stay open
+    assert round_trips(fills, d).empty  # without the opening: a phantom short, still open
+
+
 def test_tsmom_targets_volatility(sp500):
     result = run_backtest(sp500.loc["2003":"2006"], Tsmom, {"vol_target": 0.10, "max_leverage": 5.0,
                                                           "rebalance_band": 0.0, "cash_buffer": 0.0})

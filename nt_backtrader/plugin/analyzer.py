@@ -15,7 +15,10 @@ FILL_TABLE = FILL_COLUMNS + ["type"]  # the order type that filled: Market, Stop
 
 
 class PnLFeedback(bt.Analyzer):
-    params = (("trade_from", None),)  # datetime.date: returns and orders start here
+    params = (
+        ("trade_from", None),  # datetime.date: returns and orders start here
+        ("opening", None),     # (date, size, price) of a position carried in, for the round trips
+    )
 
     def start(self):
         self.dates, self.values, self.fills, self.orders = [], [], [], []
@@ -64,4 +67,4 @@ class PnLFeedback(bt.Analyzer):
         orders = pd.DataFrame(self.orders, columns=ORDER_COLUMNS).astype(
             {"date": "datetime64[ns]", "size": float, "type": str, "price": float})
         return {"returns": returns.rename("returns"), "equity": values[trading].rename("equity"),
-                "fills": fills, "orders": orders, "trades": round_trips(fills, dates)}
+                "fills": fills, "orders": orders, "trades": round_trips(fills, dates, self.p.opening)}

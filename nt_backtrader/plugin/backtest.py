@@ -17,6 +17,7 @@ class BacktestResult:
     equity: pd.Series       # account value at each trading bar's close
     fills: pd.DataFrame     # date, size (signed), price, commission
     orders: pd.DataFrame    # date decided, size (signed), type, price
+    trades: pd.DataFrame    # round trips closed in this run (a carried-in position included)
     carry: dict             # state for the next segment's run (TargetStrategy.carry_out)
     strategy: bt.Strategy   # the finished strategy, for diagnostics
 
@@ -32,9 +33,10 @@ def run_backtest(frame: pd.DataFrame, strategy: type[bt.Strategy], params: dict 
     cerebro.adddata(frame_feed(frame))
     configure_broker(cerebro.broker, carry["cash"] if carry else cash, commission_bps, slippage_bps)
     cerebro.addstrategy(strategy, trade_from=trade_from, carry=carry, **(params or {}))
-    cerebro.addanalyzer(PnLFeedback, _name="pnl", trade_from=trade_from)
+    opening = (carry["date"], carry["size"], carry["price"]) if carry else None
+    cerebro.addanalyzer(PnLFeedback, _name="pnl", trade_from=trade_from, opening=opening)
     (strat,) = cerebro.run(maxcpus=1)
     report = strat.analyzers.pnl.get_analysis()
     carry_out = getattr(strat, "carry_out", None)
-    return BacktestResult(report["returns"], report["equity"], report["fills"], report["orders"],
+    return BacktestResult(report["returns"], report["equity"], report["fills"], report["orders"], report["trades"],
                           carry_out() if carry_out else {}, strat)

@@ -65,29 +65,42 @@ class Coordinator:
         seed = self.config.seed * 1000 + segment
         samples = self.trainer.prepare(arrays, train_start, val_start)
         state = self.tuner.state(float(samples.features[-1, 8]))
-        proposals = self.tuner.propose(state, torch.Generator().manual_seed(seed))
-        fits = [self.trainer.fit_timing(samples, p.hyper, seed * 16 + j) for j, p in enumerate(proposals)]
-        val_losses = [f.result.best_val for f in fits]
-        tuner_info = self.tuner.learn_from_validation(state, proposals, val_losses)
-
-        order = np.argsort(val_losses, kind="stable")
-        best = int(order[0])
-        neural = [fits[j].net for j in order[:self.config.meta.neural_members]]
+        neural, chosen, info = self._timing_round(samples, state, seed)
         members = [f"neural_{i + 1}" for i in range(len(neural))] + list(self.config.meta.classical_members)
+        dropout = chosen[0].hyper.dropout if chosen else self.config.timing.dropout
         bundle = self.trainer.draft(samples, neural, members, np.full(len(members), 1 / len(members)), (1.0, 1.0),
-                                    proposals[best].hyper.dropout, seed, meta)
+                                    dropout, seed, meta)
         val_sharpes = self.trainer.validation_sharpes(bundle, samples)
         meta_inputs = self.meta.inputs(members, val_sharpes, regime(samples.features))
         weights, trust = self.meta.weigh(meta_inputs)
         bundle.weights, bundle.trust = tuple(float(w) for w in weights), tuple(float(t) for t in trust)
         bundle, finish_info = self.trainer.finish(bundle, samples, seed)
-
-        chosen = fits[best].result
-        self.tuner.remember(proposals[best], (chosen.first_val - chosen.best_val) / max(abs(chosen.first_val), 1e-8),
-                            chosen.best_val, fits[best].val_accuracy)
-        self.trainer.warm["timing"] = {k: v.clone() for k, v in fits[best].net.state_dict().items()}
-        self.pending = {"state": state, "chosen": proposals[best], "meta_inputs": meta_inputs,
+        self.pending = {"state": state, "chosen": chosen[0] if chosen else None, "meta_inputs": meta_inputs,
                         "members": members, "bundle": bundle}
+        return bundle, {**info, "weights": dict(zip(members, bundle.weights)),
+                        "val_sharpes": dict(zip(members, val_sharpes)), "sizing_trust": bundle.trust[0],
+                        "risk_trust": bundle.trust[1], **finish_info}
+
+    def _timing_round(self, samples, state: torch.Tensor, seed: int):
+        """The tuner proposes, the candidates train and are scored, the tuner learns from the scores.
+
+        Returns the ranked neural members, the (proposal, fit) chosen, and what to record.
+        """
+        n_members = self.config.meta.neural_members
+        nan = float("nan")
+        if n_members == 0:  # the classical-members-only ablation trains no timing net
+            return [], None, {"lr": nan, "batch_size": nan, "dropout": nan, "weight_decay": nan, "candidates": [],
+                              "timing_epochs": 0, "timing_val_loss": nan, "timing_val_accuracy": nan, "rollbacks": 0}
+        proposals = self.tuner.propose(state, torch.Generator().manual_seed(seed))
+        fits = [self.trainer.fit_timing(samples, p.hyper, seed * 16 + j) for j, p in enumerate(proposals)]
+        val_losses = [f.result.best_val for f in fits]
+        tuner_info = self.tuner.learn_from_validation(state, proposals, val_losses)
+        order = np.argsort(val_losses, kind="stable")
+        best = int(order[0])
+        chosen = fits[best]
+        self.tuner.remember(proposals[best], (chosen.result.first_val - chosen.result.best_val)
+                            / max(abs(chosen.result.first_val), 1e-8), chosen.result.best_val, chosen.val_accuracy)
+        self.trainer.warm["timing"] = {k: v.clone() for k, v in chosen.net.state_dict().items()}
         hyper = proposals[best].hyper
         info = {"lr": hyper.lr, "batch_size": hyper.batch_size, "dropout": hyper.dropout,
                 "weight_decay": hyper.weight_decay,
@@ -95,12 +108,10 @@ class Coordinator:
                                 "weight_decay": p.hyper.weight_decay, "val_loss": f.result.best_val,
                                 "epochs": f.result.epochs, "rollbacks": f.result.rollbacks}
                                for p, f in zip(proposals, fits)],
-                "timing_epochs": chosen.epochs, "timing_val_loss": chosen.best_val,
-                "timing_val_accuracy": fits[best].val_accuracy,
-                "rollbacks": int(sum(f.result.rollbacks for f in fits)),
-                "weights": dict(zip(members, bundle.weights)), "val_sharpes": dict(zip(members, val_sharpes)),
-                "sizing_trust": bundle.trust[0], "risk_trust": bundle.trust[1], **tuner_info, **finish_info}
-        return bundle, info
+                "timing_epochs": chosen.result.epochs, "timing_val_loss": chosen.result.best_val,
+                "timing_val_accuracy": chosen.val_accuracy, "rollbacks": int(sum(f.result.rollbacks for f in fits)),
+                **tuner_info}
+        return [fits[j].net for j in order[:n_members]], (proposals[best], chosen), info
 
     def feedback(self, fb: Feedback) -> dict:
         """Learn from the test window that was just traded."""
@@ -119,7 +130,8 @@ class Coordinator:
         risk_pairs = self._bracket_pairs(bundle, fb, scaled)
         meta_info = self.meta.update(pending["meta_inputs"], pending["members"], member_returns,
                                      np.asarray(sizing_pairs, dtype=float).reshape(-1, 2), risk_pairs)
-        tuner_info = self.tuner.learn_from_outcome(pending["state"], pending["chosen"], fb.realized_sharpe)
+        tuner_info = (self.tuner.learn_from_outcome(pending["state"], pending["chosen"], fb.realized_sharpe)
+                      if pending["chosen"] is not None else {})
         return {**meta_info, **tuner_info, "member_oos_sharpes": meta_info.pop("member_sharpes")}
 
     def _bracket_pairs(self, bundle: Bundle, fb: Feedback, scaled: np.ndarray) -> np.ndarray:
