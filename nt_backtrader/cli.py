@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import Config, load_config, override
+from .config import CHOICES, Config, load_config, override
 from .data import EMBEDDED, source_name
 from .errors import ConfigError, UserError
 
@@ -53,7 +53,7 @@ def add_common_options(parser: argparse.ArgumentParser, out_help: str) -> None:
     parser.add_argument("--commission-bps", type=float, help="commission per side in basis points (default 1)")
     parser.add_argument("--slippage-bps", type=float, help="slippage per side in basis points (default 1)")
     parser.add_argument("--cash", type=float, help="starting cash (default 100000)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where the networks train (default auto)")
+    parser.add_argument("--device", choices=CHOICES["train.device"], help="where the networks train (default auto)")
     parser.add_argument("--quick", action="store_true", help="smaller networks, fewer epochs: a first look "
                         "in under a minute")
     parser.add_argument("--out", metavar="PATH", help=out_help)
@@ -116,25 +116,22 @@ def config_from_args(args: argparse.Namespace) -> Config:
 def cmd_run(args: argparse.Namespace) -> int:
     from .data import load_ohlcv
     from .progress_figure import draw_learning_progress
-    from .report import write_report
     from .traders import make_trader
     from .walkforward import compare_baselines, walk_forward
 
     config = config_from_args(args)
     source = source_name(config.data)
-    trader = make_trader(config, source=source)  # an unknown strategy fails before any work
+    out = output_path(args, Path("reports") / f"{source}-{config.strategy.name}")
+    trader = make_trader(config, source=source)
     frame = load_ohlcv(config.data)
-    out = Path(args.out) if args.out else Path("reports") / f"{source}-{trader.name}"
     result = walk_forward(frame, config, trader=trader, progress=not args.quiet, checkpoint=out / CHECKPOINT,
                           resume=args.resume)
-    table = {trader.name: result.summary()} | compare_baselines(frame, config, skip=trader.name)
     figures = {}
     if trader.name == "neural":
         title = f"nt_backtrader neural on {source}: learning progress (seed {config.seed})"
         figures[LEARNING_FIGURE] = lambda path: draw_learning_progress(result.history, path, title)
-    write_report(result, frame, config, out, source, comparison=table, figures=figures)
-    print_comparison(table, result.summary(), out)
-    return 0
+    return finish(result, frame, config, out, source, compare_baselines(frame, config, skip=trader.name),
+                  figures=figures)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -144,6 +141,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     source = source_name(config.data)
+    out = output_path(args, Path("reports") / f"{source}-neural" / "bundle.pt", folder=False)
     frame = load_ohlcv(config.data)
     coordinator = Coordinator(config, configure(config.train.device, config.train.threads))
     require_bars(frame, coordinator.spec.feature_bars + 2 * 252, "training")
@@ -152,7 +150,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     meta = {"source": source, "train_start": str(frame.index[0].date()), "train_end": str(frame.index[-1].date())}
     # One cycle without realized feedback: the tuner's first proposals, the meta-learner's prior weights.
     bundle, info = coordinator.fit(arrays, 0, val_start, segment=0, meta=meta)
-    out = Path(args.out) if args.out else Path("reports") / f"{source}-neural" / "bundle.pt"
     bundle.save(out)
     print(f"trained on {source} {meta['train_start']} .. {meta['train_end']}: timing validation accuracy "
           f"{info['timing_val_accuracy']:.3f} after {info['timing_epochs']} epochs")
@@ -165,13 +162,13 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
     from .bundle import Bundle
     from .data import load_ohlcv, require_bars
-    from .plugin import NeuralStrategy, run_backtest
-    from .report import write_report
-    from .walkforward import WalkForwardResult
+    from .plugin import NeuralStrategy
+    from .traders import CLASSICAL, classical_trader
 
-    bundle = Bundle.load(args.bundle)
     config = config_from_args(args)
     source = source_name(config.data)
+    out = output_path(args, Path("reports") / f"{source}-bundle")
+    bundle = Bundle.load(args.bundle)
     frame = load_ohlcv(config.data)
     warmup = bundle.warmup_bars
     require_bars(frame, warmup + 21, "a backtest with this bundle (its warm-up plus a month)")
@@ -180,15 +177,47 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if trained.get("source") == source and first <= pd.Timestamp(trained.get("train_end", "1900-01-01")):
         print(f"nt-backtrader: warning: {source} from {first.date()} overlaps the bundle's training data "
               f"({trained['train_start']} .. {trained['train_end']}): those returns are in-sample", file=sys.stderr)
+    params = {"bundle": bundle, "cash_buffer": config.backtest.cash_buffer}
+    result = backtest_from(frame, first, config, "neural-bundle", NeuralStrategy, params)
+    baselines = {}
+    for name in CLASSICAL:
+        trader = classical_trader(name, config)
+        baselines[name] = backtest_from(frame, first, config, name, trader.strategy, trader.params).summary()
+    return finish(result, frame, config, out, source, baselines,
+                  extra={"bundle": str(args.bundle), "bundle_meta": trained})
+
+
+def backtest_from(frame, first, config: Config, name: str, strategy: type, params: dict):
+    """One run over `frame` trading from `first` on, as a WalkForwardResult so it reports like a walk-forward."""
+    from .plugin import run_backtest
+    from .walkforward import WalkForwardResult
+
     costs = config.backtest
-    bt_result = run_backtest(frame, NeuralStrategy, {"bundle": bundle, "cash_buffer": costs.cash_buffer},
-                             cash=costs.cash, commission_bps=costs.commission_bps, slippage_bps=costs.slippage_bps,
-                             trade_from=first.date())
-    result = WalkForwardResult(bt_result.returns, bt_result.equity, bt_result.fills, bt_result.orders,
-                               bt_result.trades, history=[], strategy="neural-bundle")
-    out = Path(args.out) if args.out else Path("reports") / f"{source}-bundle"
-    write_report(result, frame, config, out, source, extra={"bundle": str(args.bundle), "bundle_meta": trained})
-    print_comparison({"neural-bundle": result.summary()}, result.summary(), out)
+    run = run_backtest(frame, strategy, params, cash=costs.cash, commission_bps=costs.commission_bps,
+                       slippage_bps=costs.slippage_bps, trade_from=first.date())
+    return WalkForwardResult(run.returns, run.equity, run.fills, run.orders, run.trades, history=[], strategy=name)
+
+
+def output_path(args: argparse.Namespace, default: Path, folder: bool = True) -> Path:
+    """--out (or the default), checked before any work starts rather than when the first file is written."""
+    out = Path(args.out) if args.out else default
+    if not folder and out.is_dir():
+        raise ConfigError(f"--out {out} is a folder: give a file name for the bundle, e.g. {out / 'bundle.pt'}")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if existing != out and not existing.is_dir():
+        raise ConfigError(f"--out {out}: {existing} is a file, not a folder; choose another path")
+    if folder and not existing.is_dir():
+        raise ConfigError(f"--out {out} is a file: give a folder for the report")
+    return out
+
+
+def finish(result, frame, config: Config, out: Path, source: str, baselines: dict, **report_args) -> int:
+    """The report files and the console table of `run` and `backtest`: the strategy next to its baselines."""
+    from .report import write_report
+
+    table = {result.strategy: result.summary()} | baselines
+    write_report(result, frame, config, out, source, comparison=table, **report_args)
+    print_comparison(table, result.summary(), out)
     return 0
 
 

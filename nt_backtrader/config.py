@@ -17,6 +17,15 @@ from pathlib import Path
 from .errors import ConfigError
 
 TRADING_DAYS = 252
+# The names a config may use; the modules that implement them import these lists from here.
+DATASETS = ("sp500", "nasdaq")                        # embedded in the arch package
+CLASSICAL_STRATEGIES = ("buy_hold", "sma_cross", "tsmom")
+STRATEGIES = ("neural",) + CLASSICAL_STRATEGIES
+CLASSICAL_MEMBERS = ("tsmom", "sma")                  # classical timing signals the ensemble may hold
+# String knobs with a fixed set of values.
+CHOICES = {"data.dataset": DATASETS, "strategy.name": STRATEGIES, "meta.classical_members": CLASSICAL_MEMBERS,
+           "walkforward.window": ("expanding", "rolling"), "timing.loss": ("direction", "sharpe", "both"),
+           "train.device": ("auto", "cpu", "cuda"), "tuner.mode": ("network", "fixed", "random")}
 
 
 @dataclass(frozen=True)
@@ -151,10 +160,31 @@ class Config:
     tuner: TunerConfig = field(default_factory=TunerConfig)
     meta: MetaConfig = field(default_factory=MetaConfig)
 
+    def __post_init__(self):
+        validate(self)
+
+
+def validate(config: Config) -> None:
+    """Values outside a knob's fixed set, and a purge gap shorter than the label horizon, fail here."""
+    for key, allowed in CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        for item in value if isinstance(value, tuple) else (value,):
+            if item not in allowed:
+                hint = _did_you_mean(str(item), list(allowed))
+                raise ConfigError(f"config key '{key}' is {item!r}: {hint}choose one of {', '.join(allowed)}")
+    if config.walkforward.purge_bars < config.timing.horizon:
+        raise ConfigError(f"walkforward.purge_bars ({config.walkforward.purge_bars}) must be >= timing.horizon "
+                          f"({config.timing.horizon}): otherwise the last training labels read test-window prices")
+
+
+def _did_you_mean(word: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(word, known, n=1)
+    return f"did you mean '{close[0]}'? " if close else ""
+
 
 def _suggest(key: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(key, known, n=1)
-    return f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(sorted(known))}"
+    return _did_you_mean(key, known).strip() or f"known keys: {', '.join(sorted(known))}"
 
 
 def _coerce(value, typ, where: str):
@@ -219,6 +249,8 @@ def load_config(path: str | Path) -> Config:
         values = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file {path} not found: give an existing TOML file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder: give a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML ({exc})") from None
     return from_dict(Config, values)

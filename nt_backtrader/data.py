@@ -7,19 +7,22 @@ Every problem raises DataError naming the file, the row and what to do.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .config import DataConfig
+from .config import DATASETS, DataConfig
 from .errors import DataError
 
-EMBEDDED = {"sp500": "arch.data.sp500", "nasdaq": "arch.data.nasdaq"}
+EMBEDDED = {name: f"arch.data.{name}" for name in DATASETS}
 PRICES = ["open", "high", "low", "close"]
 COLUMNS = PRICES + ["volume"]
 # Spellings of column names seen in Yahoo, stooq and broker exports, lower-cased.
@@ -88,10 +91,10 @@ def load_ticker(symbol: str, cache_dir: str | Path) -> pd.DataFrame:
 def _download(symbol: str, cache: Path) -> None:
     hint = (f"could not download '{symbol}' with yfinance (no network, or an unknown symbol) and no cache "
             f"at {cache}: use --csv FILE or the embedded data (--dataset sp500|nasdaq)")
-    logging.getLogger("yfinance").setLevel(logging.CRITICAL)  # it logs its own failures loudly
     try:
-        import yfinance
-        raw = yfinance.download(symbol, period="max", auto_adjust=False, progress=False, threads=False)
+        with _silenced("yfinance"):
+            import yfinance
+            raw = yfinance.download(symbol, period="max", auto_adjust=False, progress=False, threads=False)
     except Exception:  # yfinance raises many kinds on a dead network; all mean the same here
         raise DataError(hint) from None
     if raw is None or raw.empty:
@@ -102,6 +105,21 @@ def _download(symbol: str, cache: Path) -> None:
     raw.index.name = "Date"
     cache.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cache, raw[["Open", "High", "Low", "Close", "Adj Close", "Volume"]].to_csv())
+
+
+@contextlib.contextmanager
+def _silenced(logger_name: str):
+    """No warnings, prints or log records from a chatty library: a failure is our one-line DataError."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

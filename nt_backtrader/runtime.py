@@ -1,10 +1,8 @@
-"""Torch runtime: device choice, thread count and seeding, set once per run."""
+"""Torch runtime: device choice and thread count, set once per run."""
 from __future__ import annotations
 
 import os
-import random
 
-import numpy as np
 import torch
 
 from .errors import ConfigError
@@ -20,13 +18,21 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (a container or taskset may allow fewer than the machine has)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def configure(device: str = "auto", threads: int = 0) -> torch.device:
-    """One thread per core by default: small nets on a small machine gain nothing from more."""
-    torch.set_num_threads(threads if threads > 0 else max(1, os.cpu_count() or 1))
-    return resolve_device(device)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    """One thread per usable core by default: small nets on a small machine gain nothing from more."""
+    torch.set_num_threads(threads if threads > 0 else usable_cores())
+    resolved = resolve_device(device)
+    if resolved.type == "cuda":
+        # Bit-identical reruns on a GPU too: cuBLAS needs a fixed workspace, cuDNN its deterministic kernels.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return resolved

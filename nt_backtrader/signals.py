@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .config import CLASSICAL_MEMBERS
 from .features import _rolling
 
 TSMOM_LOOKBACK = 252
 SMA_WINDOW = 200
-CLASSICAL_MEMBERS = ("tsmom", "sma")
 CLASSICAL_LOOKBACK = TSMOM_LOOKBACK + 1  # bars a classical member needs, the decision bar included
 
 

@@ -37,8 +37,7 @@ class Segment:
 
 
 def check(config: WalkForwardConfig) -> None:
-    if config.window not in ("expanding", "rolling"):
-        raise ConfigError(f"walkforward.window must be 'expanding' or 'rolling', got {config.window!r}")
+    """The sizes; the window kind is checked with the other fixed-choice knobs in config.validate."""
     if config.train_bars < 20 or config.test_bars < 1:
         raise ConfigError("walkforward.train_bars must be >= 20 and walkforward.test_bars >= 1")
     if config.purge_bars < 0 or config.warmup_bars < 0:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import metrics
-from .config import Config
+from .config import CLASSICAL_STRATEGIES, STRATEGIES, Config
 from .diagnostics import neural_segment_metrics
 from .errors import ConfigError
 from .plugin import BuyHold, NeuralStrategy, SmaCross, Tsmom
@@ -25,7 +25,7 @@ from .splits import Segment
 from .training.coordinator import Coordinator, Feedback
 from .training.samples import OHLCV
 
-CLASSICAL = ("buy_hold", "sma_cross", "tsmom")
+CLASSICAL = CLASSICAL_STRATEGIES
 
 
 @dataclass
@@ -124,9 +124,6 @@ def entries_of(result, window: pd.DataFrame) -> np.ndarray:
             change = float("nan")  # not filled (margin) or closed by a later window: no outcome here
         rows.append((bar, record.direction, record.network, record.twin, record.direction * change))
     return np.asarray(rows, dtype=float).reshape(-1, 5)
-
-
-STRATEGIES = ("neural",) + CLASSICAL
 
 
 def make_trader(config: Config, name: str | None = None, source: str = ""):

@@ -6,6 +6,7 @@ import socket
 import numpy as np
 import pandas as pd
 import pytest
+from curl_cffi import requests as curl_requests  # yfinance's HTTP client
 
 from nt_backtrader.config import Config, override
 from nt_backtrader.data import load_ohlcv
@@ -13,15 +14,22 @@ from nt_backtrader.data import load_ohlcv
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):
-    """Any attempt to open an internet connection fails the test that made it."""
+    """Any attempt to open an internet connection fails the test that made it: Python sockets,
+    and curl_cffi (yfinance's HTTP client), which opens its sockets in C, out of Python's sight."""
+
+    def refuse(what):
+        raise RuntimeError(f"test tried to reach the network: {what}")
+
     real_connect = socket.socket.connect
 
     def guarded(sock, address, *args, **kwargs):
         if sock.family in (socket.AF_INET, socket.AF_INET6):
-            raise RuntimeError(f"test tried to reach the network: {address}")
+            refuse(address)
         return real_connect(sock, address, *args, **kwargs)
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
+    for session in (curl_requests.Session, curl_requests.AsyncSession):
+        monkeypatch.setattr(session, "request", lambda self, method, url, *a, **k: refuse(url))
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +63,31 @@ def with_noise_after(frame: pd.DataFrame, cutoff: pd.Timestamp, seed: int = 1) -
     noisy.loc[after, "low"] = np.minimum(open_, close) * (1 - rng.uniform(0, 0.02, n))
     noisy.loc[after, "volume"] = rng.uniform(1e8, 5e9, n)
     return noisy
+
+
+def with_prices_scaled_after(frame: pd.DataFrame, cutoff: pd.Timestamp, factor: float) -> pd.DataFrame:
+    """Every price after `cutoff` times `factor`: a jump on the next bar that a one-bar peek cannot miss."""
+    scaled = frame.copy()
+    scaled.loc[scaled.index > cutoff, ["open", "high", "low", "close"]] *= factor
+    return scaled
+
+
+FUTURES = {"noise": with_noise_after,
+           "halved": lambda frame, cut: with_prices_scaled_after(frame, cut, 0.5),
+           "doubled": lambda frame, cut: with_prices_scaled_after(frame, cut, 2.0)}
+
+
+def assert_same_up_to(clean, changed, cutoff: pd.Timestamp) -> None:
+    """Every daily return, order and fill up to `cutoff` is bit for bit the same; after it, not."""
+    before = clean.returns.index <= cutoff
+    pd.testing.assert_series_equal(clean.returns[before], changed.returns[changed.returns.index <= cutoff],
+                                   check_exact=True)
+    for table in ("orders", "fills"):
+        mine, theirs = getattr(clean, table), getattr(changed, table)
+        pd.testing.assert_frame_equal(mine[mine["date"] <= cutoff].reset_index(drop=True),
+                                      theirs[theirs["date"] <= cutoff].reset_index(drop=True), check_exact=True)
+    # The change did reach the walk-forward: what comes after T differs.
+    assert not clean.returns[~before].equals(changed.returns[changed.returns.index > cutoff])
 
 
 TINY = {"walkforward.train_bars": 252, "walkforward.test_bars": 126, "timing.hidden": 8, "timing.heads": 2,

@@ -5,11 +5,13 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from nt_backtrader.cli import main
 from nt_backtrader.data import load_ohlcv
+from test_data import _field, yahoo_csv
 
 SMALL = "[walkforward]\ntrain_bars = 252\ntest_bars = 126\n"
 
@@ -46,6 +48,33 @@ def test_run_writes_tearsheet_returns_and_metrics(tmp_path, capsys):
     assert comparison.loc["sma_cross", "sharpe"] == pytest.approx(metrics["sharpe"])
 
 
+def test_benchmark_is_close_to_close_and_a_run_is_quiet_on_stderr(tmp_path):
+    (tmp_path / "small.toml").write_text(SMALL)
+    proc = subprocess.run([sys.executable, "-m", "nt_backtrader.cli", "run", "--strategy", "sma_cross", "--start",
+                           "2010-01-01", "--end", "2011-12-31", "--config", "small.toml", "--out", "report", "--quiet"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == ""  # no library warnings or log lines on the console
+    returns = pd.read_csv(tmp_path / "report" / "returns.csv", index_col="date", parse_dates=True)
+    close = load_ohlcv(start="2010-01-01", end="2011-12-31")["close"]
+    expected = (close / close.shift(1) - 1).loc[returns.index]
+    assert len(returns) == 504 - 257 and expected.notna().all()
+    np.testing.assert_allclose(returns["benchmark"], expected, rtol=1e-12)
+
+
+def test_commission_bps_reaches_the_backtest(tmp_path, capsys):
+    config = _write(tmp_path / "small.toml", SMALL)
+    metrics = {}
+    for bps in (0, 50):
+        out = tmp_path / f"bps{bps}"
+        code, _, _ = run_cli(["run", "--strategy", "sma_cross", "--start", "2010-01-01", "--end", "2011-12-31",
+                              "--config", config, "--commission-bps", str(bps), "--out", str(out), "--quiet"], capsys)
+        assert code == 0
+        metrics[bps] = json.loads((out / "metrics.json").read_text())
+    assert metrics[0]["commission_bps"] == 0 and metrics[50]["commission_bps"] == 50
+    assert metrics[0]["n_trades"] >= 2  # trades to pay for
+    assert metrics[50]["sharpe"] < metrics[0]["sharpe"] and metrics[50]["cagr"] < metrics[0]["cagr"]
+
+
 def tiny_toml(path):
     from conftest import TINY
     from nt_backtrader.config import Config, override, to_toml
@@ -77,39 +106,37 @@ def test_train_then_backtest_on_other_data(tmp_path, capsys):
     code, stdout, stderr = run_cli(["backtest", "--bundle", str(bundle), "--dataset", "nasdaq", "--start",
                                     "2009-01-01", "--end", "2011-12-31", "--out", str(out), "--quiet"], capsys)
     assert code == 0 and "in-sample" not in stderr
-    assert (out / "tearsheet.html").is_file() and json.loads((out / "metrics.json").read_text())["n_days"] > 500
+    # the same report files as `run`, less the walk-forward's resume checkpoint
+    assert sorted(p.name for p in out.iterdir()) == ["comparison.csv", "config.toml", "history.json", "metrics.json",
+                                                     "returns.csv", "tearsheet.html", "trades.csv"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_days"] > 500
+    comparison = pd.read_csv(out / "comparison.csv", index_col="strategy")
+    assert list(comparison.index) == ["neural-bundle", "buy_hold", "sma_cross", "tsmom"]
+    assert (comparison["start"] == metrics["start"]).all() and (comparison["end"] == metrics["end"]).all()
+    assert "<td>buy_hold</td>" in (out / "tearsheet.html").read_text()
     _, _, stderr = run_cli(["backtest", "--bundle", str(bundle), "--start", "2007-01-01", "--end", "2010-12-31",
                             "--out", str(tmp_path / "again"), "--quiet"], capsys)
     assert "overlaps the bundle's training data" in stderr
 
 
-GOOD_ROW = "2020-01-02,1,2,0.5,1.5,1.5,10"
+DEFECT = 100  # the damaged data row is line 101 of the file, well inside it
 
 
-def _bad_csv(tmp_path, second_row="2020-01-03,1,2,0.5,,1.5,10", header="Date,Open,High,Low,Close,Adj Close,Volume"):
-    path = tmp_path / "bad.csv"
-    path.write_text(f"{header}\n{GOOD_ROW}\n{second_row}\n")
-    return str(path)
+def _csv(tmp, edit=lambda text: text, n_bars=400):
+    """A Yahoo CSV of real bars, long enough for SMALL's walk-forward (383 bars) unless n_bars says otherwise."""
+    path = tmp / "prices.csv"
+    text = yahoo_csv(path, load_ohlcv(start="2004-01-01").iloc[:n_bars])
+    path.write_text(edit(text))
+    return ["--csv", str(path), "--config", _write(tmp / "small.toml", SMALL), "--strategy", "buy_hold"]
 
 
-BAD_INPUTS = {
-    "missing csv": lambda tmp: ["--csv", str(tmp / "missing.csv")],
-    "nan row": lambda tmp: ["--csv", _bad_csv(tmp)],
-    "missing column": lambda tmp: ["--csv", _bad_csv(tmp, header="Date,Open,High,Low,Last,Adj Close,Volume")],
-    "bad date": lambda tmp: ["--csv", _bad_csv(tmp, "2020-13-45,1,2,0.5,1.5,1.5,10")],
-    "unsorted dates": lambda tmp: ["--csv", _bad_csv(tmp, "2019-12-31,1,2,0.5,1.5,1.5,10")],
-    "duplicate dates": lambda tmp: ["--csv", _bad_csv(tmp, GOOD_ROW)],
-    "non-positive price": lambda tmp: ["--csv", _bad_csv(tmp, "2020-01-03,0,2,0.5,1.5,1.5,10")],
-    "high below low": lambda tmp: ["--csv", _bad_csv(tmp, "2020-01-03,1,0.4,0.5,1.5,1.5,10")],
-    "too few bars in a csv": lambda tmp: ["--csv", _bad_csv(tmp, "2020-01-03,1,2,0.5,1.5,1.5,10")],
-    "bad toml": lambda tmp: ["--config", _write(tmp / "c.toml", "[backtest\n")],
-    "unknown strategy": lambda tmp: ["--strategy", "sma_crosss"],
-    "too little data": lambda tmp: ["--start", "2017-01-01"],
-    "unknown config key": lambda tmp: ["--config", _write(tmp / "c.toml", "[backtest]\ncomission_bps = 1\n")],
-    "bad columns": lambda tmp: ["--csv", _bad_csv(tmp), "--columns", "date"],
-    "not a number": lambda tmp: ["--commission-bps", "lots"],
-    "two sources": lambda tmp: ["--dataset", "sp500", "--csv", "x.csv"],
-}
+def _damage(column, value):
+    return lambda text: _field(text, DEFECT, column, value)
+
+
+def _previous_date(text):
+    return _field(text, DEFECT, "Date", text.splitlines()[DEFECT - 1].split(",")[0])
 
 
 def _write(path, text):
@@ -117,30 +144,91 @@ def _write(path, text):
     return str(path)
 
 
+# case -> (arguments after `run`, a piece of the one-line message that only this defect produces)
+BAD_INPUTS = {
+    "missing csv": (lambda tmp: ["--csv", str(tmp / "missing.csv")], "missing.csv: no such file"),
+    "missing column": (lambda tmp: _csv(tmp, lambda t: t.replace("Close,Adj", "Last,Adj")),
+                       "missing column(s) ['close']"),
+    "bad date": (lambda tmp: _csv(tmp, _damage("Date", "2004-13-45")), "row 101: '2004-13-45' is not a date"),
+    "unsorted dates": (lambda tmp: _csv(tmp, _damage("Date", "2003-06-02")),
+                       "row 101: date 2003-06-02 comes after 2004-05-24; sort the file by date"),
+    "duplicate dates": (lambda tmp: _csv(tmp, _previous_date), "row 101: duplicate date 2004-05-24"),
+    "nan row": (lambda tmp: _csv(tmp, _damage("Close", "")), "row 101: close is missing or not a number"),
+    "non-positive price": (lambda tmp: _csv(tmp, _damage("Open", "0")),
+                           "row 101: open is 0.0, prices must be positive"),
+    "high below low": (lambda tmp: _csv(tmp, _damage("High", "1")), "row 101: high 1.0 is below low"),
+    "too few bars in a csv": (lambda tmp: _csv(tmp, n_bars=300), "300 bars (2004-01-02 to 2005-03-11) are too few: "
+                              "the walk-forward (train_bars 252 + purge_bars 5 + test_bars 126) needs at least 383"),
+    "too little data": (lambda tmp: ["--start", "2017-01-01"], "502 bars (2017-01-03 to 2018-12-31) are too few: "
+                        "the walk-forward (train_bars 756 + purge_bars 5 + test_bars 252) needs at least 1013"),
+    "bad toml": (lambda tmp: ["--config", _write(tmp / "c.toml", "[backtest\n")], "is not valid TOML"),
+    "config is a folder": (lambda tmp: ["--config", str(tmp)], "is a folder: give a TOML file"),
+    "unknown config key": (lambda tmp: ["--config", _write(tmp / "c.toml", "[backtest]\ncomission_bps = 1\n")],
+                           "unknown config key 'backtest.comission_bps': did you mean 'commission_bps'?"),
+    "bad config value": (lambda tmp: ["--config", _write(tmp / "c.toml", "[timing]\nloss = 'sharp'\n")],
+                         "config key 'timing.loss' is 'sharp': did you mean 'sharpe'?"),
+    "unknown strategy": (lambda tmp: ["--strategy", "sma_crosss"], "did you mean 'sma_cross'?"),
+    "bad columns": (lambda tmp: ["--columns", "date"], "--columns takes ours=theirs pairs"),
+    "not a number": (lambda tmp: ["--commission-bps", "lots"], "invalid float value: 'lots'"),
+    "two sources": (lambda tmp: ["--dataset", "sp500", "--csv", "x.csv"], "not allowed with argument"),
+}
+
+
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_is_one_line_exit_2_and_no_report(tmp_path, capsys, case):
+    argv, message = BAD_INPUTS[case]
     out = tmp_path / "report"
-    code, stdout, stderr = run_cli(["run", *BAD_INPUTS[case](tmp_path), "--out", str(out), "--quiet"], capsys)
+    code, stdout, stderr = run_cli(["run", *argv(tmp_path), "--out", str(out), "--quiet"], capsys)
     assert code == 2
     assert len(stderr.strip().splitlines()) == 1 and "error:" in stderr and "Traceback" not in stderr
+    assert message in stderr
     assert not out.exists()
 
 
-def test_expected_messages(tmp_path, capsys):
-    _, _, stderr = run_cli(["run", "--strategy", "sma_crosss", "--quiet"], capsys)
-    assert "did you mean 'sma_cross'?" in stderr
-    _, _, stderr = run_cli(["run", "--start", "2017-01-01", "--quiet"], capsys)
-    assert "502 bars (2017-01-03 to 2018-12-31) are too few" in stderr and "needs at least 1013" in stderr
+@pytest.mark.parametrize("command", [["run"], ["backtest", "--bundle", "model.pt"]])
+def test_out_on_an_existing_file_fails_before_any_work(tmp_path, capsys, monkeypatch, command):
+    import nt_backtrader.data
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("data was loaded before --out was checked")
+
+    monkeypatch.setattr(nt_backtrader.data, "load_ohlcv", no_work)
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine")
+    for out, message in ((taken, "is a file: give a folder"), (taken / "report", "notes.txt is a file, not a folder")):
+        code, _, stderr = run_cli([*command, "--out", str(out), "--quiet"], capsys)
+        assert code == 2 and len(stderr.splitlines()) == 1 and message in stderr
+    assert taken.read_text() == "mine"
 
 
-def test_ticker_offline_without_cache(tmp_path, capsys, monkeypatch):
+def test_train_out_on_a_folder_fails_before_training(tmp_path, capsys):
+    code, _, stderr = run_cli(["train", "--out", str(tmp_path)], capsys)
+    assert code == 2 and f"--out {tmp_path} is a folder: give a file name" in stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ticker_offline_without_cache_is_one_line(tmp_path, capsys, caplog, monkeypatch):
+    import logging
+    import warnings
+
     import yfinance
 
-    monkeypatch.setattr(yfinance, "download", lambda *a, **k: pd.DataFrame())
+    def offline(*args, **kwargs):  # what yfinance does without a network: noise, then an empty frame
+        warnings.warn("The inplace keyword in DataFrame.rename is deprecated", FutureWarning)
+        logging.getLogger("yfinance").error("1 Failed download: ['SPY']: ConnectionError")
+        print("[*********************100%***********************]  1 of 1 completed")
+        print("1 Failed download:", file=sys.stderr)
+        return pd.DataFrame()
+
+    monkeypatch.setattr(yfinance, "download", offline)
     monkeypatch.chdir(tmp_path)
-    code, _, stderr = run_cli(["run", "--ticker", "SPY", "--quiet"], capsys)
-    assert code == 2 and "use --csv FILE or the embedded data" in stderr
-    assert not (tmp_path / "reports").exists()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, stdout, stderr = run_cli(["run", "--ticker", "SPY", "--quiet"], capsys)
+    assert code == 2 and stdout == "" and len(stderr.splitlines()) == 1
+    assert stderr.startswith("nt-backtrader: error: could not download 'SPY'") and "use --csv FILE" in stderr
+    assert caught == [] and not [r for r in caplog.records if r.name.startswith("yfinance")]
+    assert not (tmp_path / "reports").exists() and not (tmp_path / "data_feeds").exists()
 
 
 def test_real_process_exit_code_and_no_traceback(tmp_path):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from nt_backtrader.config import Config, load_config, override, to_toml
+from nt_backtrader.config import CHOICES, Config, load_config, override, to_toml
 from nt_backtrader.errors import ConfigError
 
 
@@ -37,6 +37,44 @@ def test_types_are_checked_and_ints_widen_to_floats(tmp_path):
 def test_missing_and_invalid_files(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "none.toml")
+    with pytest.raises(ConfigError, match="is a folder: give a TOML file"):
+        load_config(tmp_path)
     (tmp_path / "bad.toml").write_text("[backtest\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(tmp_path / "bad.toml")
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("tuner.mode", "fixd", "'tuner.mode' is 'fixd': did you mean 'fixed'? choose one of network, fixed, random"),
+    ("timing.loss", "sharp", "'timing.loss' is 'sharp': did you mean 'sharpe'? choose one of direction, sharpe, both"),
+    ("walkforward.window", "sliding", "'walkforward.window' is 'sliding': choose one of expanding, rolling"),
+    ("strategy.name", "tsmon", "'strategy.name' is 'tsmon': did you mean 'tsmom'? "
+                               "choose one of neural, buy_hold, sma_cross, tsmom"),
+    ("train.device", "gpu", "'train.device' is 'gpu': did you mean 'cpu'? choose one of auto, cpu, cuda"),
+    ("meta.classical_members", ("tsmom", "smaa"), "'meta.classical_members' is 'smaa': did you mean 'sma'? "
+                                                  "choose one of tsmom, sma"),
+    ("data.dataset", "nasdq", "'data.dataset' is 'nasdq': did you mean 'nasdaq'? choose one of sp500, nasdaq"),
+])
+def test_fixed_choice_knobs_reject_other_values(tmp_path, key, value, message):
+    with pytest.raises(ConfigError) as info:
+        override(Config(), **{key: value})
+    assert message in str(info.value)
+    section, name = key.split(".")
+    path = tmp_path / "exp.toml"
+    path.write_text(f"[{section}]\n{name} = {list(value) if isinstance(value, tuple) else repr(value)}\n")
+    with pytest.raises(ConfigError, match=message.split(":")[0]):
+        load_config(path)
+
+
+def test_every_allowed_value_is_accepted():
+    for key, allowed in CHOICES.items():
+        for value in allowed:
+            override(Config(), **{key: (value,) if key == "meta.classical_members" else value})
+
+
+def test_purge_gap_must_cover_the_label_horizon():
+    override(Config(), **{"timing.horizon": 8, "walkforward.purge_bars": 8})
+    with pytest.raises(ConfigError, match=r"walkforward.purge_bars \(7\) must be >= timing.horizon \(8\)"):
+        override(Config(), **{"timing.horizon": 8, "walkforward.purge_bars": 7})
+    with pytest.raises(ConfigError, match=r"purge_bars \(4\) must be >= timing.horizon \(5\)"):
+        override(Config(), **{"walkforward.purge_bars": 4})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import runpy
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import with_noise_after
+from conftest import FUTURES, assert_same_up_to
 from nt_backtrader import NeuralSizer, NeuralStrategy, with_risk_brackets
+from nt_backtrader.config import override
 from nt_backtrader.plugin import run_backtest
 from nt_backtrader.walkforward import walk_forward
 
@@ -24,19 +26,39 @@ def active_bundle(tiny_bundle):
     return dataclasses.replace(tiny_bundle, spec=dataclasses.replace(tiny_bundle.spec, enter=0.5, exit=0.5))
 
 
-def test_noise_after_t_changes_nothing_up_to_t_training_included(sp500_short, tiny_config):
-    """Features, scaler, training data, networks and predictions of every segment before T."""
-    cut = pd.Timestamp("2008-03-14")
-    clean = walk_forward(sp500_short, tiny_config, progress=False)
-    noisy = walk_forward(with_noise_after(sp500_short, cut), tiny_config, progress=False)
-    before = clean.returns.index <= cut
-    assert before.sum() > 250 and (clean.orders["date"] <= cut).sum() >= 3
-    pd.testing.assert_series_equal(clean.returns[before], noisy.returns[noisy.returns.index <= cut], check_exact=True)
-    for table in ("orders", "fills"):
-        mine, theirs = getattr(clean, table), getattr(noisy, table)
-        pd.testing.assert_frame_equal(mine[mine["date"] <= cut].reset_index(drop=True),
-                                      theirs[theirs["date"] <= cut].reset_index(drop=True), check_exact=True)
-    assert not clean.returns[~before].equals(noisy.returns[noisy.returns.index > cut])
+# What a segment's fit produced: it saw the train window only, so no change after T may touch it.
+FIT_KEYS = ("lr", "batch_size", "dropout", "weight_decay", "candidates", "timing_epochs", "timing_val_loss",
+            "timing_val_accuracy", "tuner_val_rewards", "weights", "val_sharpes", "sizing_trust", "risk_trust",
+            "sizing_epochs", "risk_epochs", "risk_val_stop_atr", "risk_val_take_atr", "train_exposure")
+
+
+def test_changed_future_after_t_changes_nothing_up_to_t_training_included(sp500_short, tiny_config):
+    """Features, scaler, training data, networks and predictions of every segment up to T.
+
+    Two cuts around the test window that trades most, with thresholds that trade often: the
+    bar before its first bar (its fit, which saw bars before T only, must not change) and a
+    bar inside it with orders before it (a prediction that read later bars would move one).
+    """
+    config = override(tiny_config, **{"timing.enter": 0.5, "timing.exit": 0.5})
+    clean = walk_forward(sp500_short, config, progress=False)
+    dates = clean.orders["date"]
+
+    def orders_in(h):
+        return dates[dates.between(pd.Timestamp(h["test_start"]), pd.Timestamp(h["test_end"]))]
+
+    busiest = max(clean.history[:-1], key=lambda h: len(orders_in(h)))
+    before_window = sp500_short.index[sp500_short.index.get_loc(pd.Timestamp(busiest["test_start"])) - 1]
+    inside = orders_in(busiest).iloc[len(orders_in(busiest)) // 2]
+    assert orders_in(busiest).le(inside).sum() >= 3
+    for cut in (before_window, inside):
+        for future in FUTURES.values():
+            changed = walk_forward(future(sp500_short, cut), config, progress=False)
+            assert_same_up_to(clean, changed, cut)
+            for mine, theirs in zip(clean.history, changed.history):
+                if pd.Timestamp(mine["train_end"]) > cut:
+                    break
+                keys = mine.keys() if pd.Timestamp(mine["test_end"]) <= cut else FIT_KEYS
+                assert json.dumps({k: mine.get(k) for k in keys}) == json.dumps({k: theirs.get(k) for k in keys})
 
 
 def test_bar_by_bar_equals_batched_predictions(sp500, active_bundle):

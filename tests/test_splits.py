@@ -38,7 +38,7 @@ def test_a_short_remainder_joins_the_last_window():
 
 
 def test_bad_settings_are_rejected():
-    with pytest.raises(ConfigError, match="expanding' or 'rolling"):
-        split(1000, WalkForwardConfig(window="sliding"))
     with pytest.raises(ConfigError, match="val_fraction"):
         split(1000, WalkForwardConfig(val_fraction=0.7))
+    with pytest.raises(ConfigError, match="train_bars must be >= 20"):
+        split(1000, WalkForwardConfig(train_bars=19))

@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-N_TUNER_INPUTS = 9   # val improvement, val loss, realized Sharpe, val accuracy, 4 current settings, volatility
+N_TUNER_INPUTS = 10  # val improvement, val loss, val Sharpe, realized Sharpe, val accuracy, 4 settings, volatility
 N_ACTIONS = 4        # learning rate, batch size, dropout, weight decay (each squashed into its bounds)
 
 

@@ -24,7 +24,7 @@ from ..features import average_true_range, compute_features
 from .brackets import bracket_returns
 from .meta import Meta
 from .samples import OHLCV
-from .trainer import NeuralTrainer
+from .trainer import NeuralTrainer, cpu_state
 from .tuner import Tuner
 
 MIN_BRACKET_PATH = 3
@@ -71,15 +71,20 @@ class Coordinator:
         bundle = self.trainer.draft(samples, neural, members, np.full(len(members), 1 / len(members)), (1.0, 1.0),
                                     dropout, seed, meta)
         val_sharpes = self.trainer.validation_sharpes(bundle, samples)
+        if chosen:  # what the tuner reads next segment: how the chosen candidate did on the validation tail
+            proposal, fitted = chosen
+            self.tuner.remember(proposal, fitted.result, fitted.val_accuracy, val_sharpes[0])
         meta_inputs = self.meta.inputs(members, val_sharpes, regime(samples.features))
         weights, trust = self.meta.weigh(meta_inputs)
         bundle.weights, bundle.trust = tuple(float(w) for w in weights), tuple(float(t) for t in trust)
         bundle, finish_info = self.trainer.finish(bundle, samples, seed)
         self.pending = {"state": state, "chosen": chosen[0] if chosen else None, "meta_inputs": meta_inputs,
                         "members": members, "bundle": bundle}
+        # rollbacks: every network of the segment; the sizer's and the risk net's also on their own
+        rollbacks = info["rollbacks"] + finish_info["sizing_rollbacks"] + finish_info["risk_rollbacks"]
         return bundle, {**info, "weights": dict(zip(members, bundle.weights)),
                         "val_sharpes": dict(zip(members, val_sharpes)), "sizing_trust": bundle.trust[0],
-                        "risk_trust": bundle.trust[1], **finish_info}
+                        "risk_trust": bundle.trust[1], **finish_info, "rollbacks": rollbacks}
 
     def _timing_round(self, samples, state: torch.Tensor, seed: int):
         """The tuner proposes, the candidates train and are scored, the tuner learns from the scores.
@@ -98,9 +103,7 @@ class Coordinator:
         order = np.argsort(val_losses, kind="stable")
         best = int(order[0])
         chosen = fits[best]
-        self.tuner.remember(proposals[best], (chosen.result.first_val - chosen.result.best_val)
-                            / max(abs(chosen.result.first_val), 1e-8), chosen.result.best_val, chosen.val_accuracy)
-        self.trainer.warm["timing"] = {k: v.clone() for k, v in chosen.net.state_dict().items()}
+        self.trainer.warm["timing"] = cpu_state(chosen.net)
         hyper = proposals[best].hyper
         info = {"lr": hyper.lr, "batch_size": hyper.batch_size, "dropout": hyper.dropout,
                 "weight_decay": hyper.weight_decay,
@@ -132,7 +135,8 @@ class Coordinator:
                                      np.asarray(sizing_pairs, dtype=float).reshape(-1, 2), risk_pairs)
         tuner_info = (self.tuner.learn_from_outcome(pending["state"], pending["chosen"], fb.realized_sharpe)
                       if pending["chosen"] is not None else {})
-        return {**meta_info, **tuner_info, "member_oos_sharpes": meta_info.pop("member_sharpes")}
+        member_oos_sharpes = meta_info.pop("member_sharpes")
+        return {**meta_info, **tuner_info, "member_oos_sharpes": member_oos_sharpes}
 
     def _bracket_pairs(self, bundle: Bundle, fb: Feedback, scaled: np.ndarray) -> np.ndarray:
         """Per entry: the outcome of the risk net's bracket and of the fixed one on the realized path."""

@@ -89,9 +89,8 @@ class NeuralTrainer:
     def fit_timing(self, samples: SegmentSamples, hyper: Hyper, seed: int) -> TimingFit:
         """Train one timing candidate, warm-started from the last chosen net when there is one."""
         cfg, train = self.config.timing, self.config.train
-        torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
-        net = TimingNet(**network_args(self.config, hyper.dropout)["timing"]).to(self.device)
+        net = self._fresh_timing_net(hyper, seed)
         if self.warm["timing"] is not None:
             net.load_state_dict(self.warm["timing"])
         fit_rows, val_rows = samples.rows(self.timing_reach(), train.max_samples)
@@ -112,12 +111,21 @@ class NeuralTrainer:
             return total
 
         epochs = train.max_epochs if self.warm["timing"] is not None else train.first_epochs
-        result = fit(net, len(fit_rows), lambda m, i: loss(m, x_fit[i], y_fit[i], r_fit[i]),
-                     torch.no_grad()(lambda m: float(loss(m, x_val, y_val, r_val))), hyper, epochs,
-                     train.patience, rng, train.grad_clip)
+        val_loss = torch.no_grad()(lambda m: float(loss(m, x_val, y_val, r_val)))
+        result = fit(net, len(fit_rows), lambda m, i: loss(m, x_fit[i], y_fit[i], r_fit[i]), val_loss, hyper,
+                     epochs, train.patience, rng, train.grad_clip)
+        if not np.isfinite(result.best_val):
+            # Not even the warm start scores finitely here (a diverged net can keep finite but
+            # exploded weights): a fresh net is the last good state there is.
+            net = self._fresh_timing_net(hyper, seed)
+            result.best_val, result.rollbacks = val_loss(net), result.rollbacks + 1
         with torch.no_grad():
             predicted = net(x_val).argmax(-1)
         return TimingFit(net, result, float((predicted == y_val).float().mean()))
+
+    def _fresh_timing_net(self, hyper: Hyper, seed: int) -> TimingNet:
+        torch.manual_seed(seed)
+        return TimingNet(**network_args(self.config, hyper.dropout)["timing"]).to(self.device)
 
     def _windows(self, samples: SegmentSamples, rows: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(windows(samples.scaled, self.config.timing.window, rows), dtype=torch.float32,
@@ -159,8 +167,7 @@ class NeuralTrainer:
                    "states": simulated_states(samples.arrays["close"], positions, conf, samples.first_row)}
         bundle.sizing, sizing_info = self.fit_sizing(samples, outputs, rng, bundle.sizing)
         bundle.risk, risk_info = self.fit_risk(samples, outputs, rng, bundle.risk)
-        self.warm["sizing"] = {k: v.clone() for k, v in bundle.sizing.state_dict().items()}
-        self.warm["risk"] = {k: v.clone() for k, v in bundle.risk.state_dict().items()}
+        self.warm["sizing"], self.warm["risk"] = cpu_state(bundle.sizing), cpu_state(bundle.risk)
         return bundle.eval(), {**sizing_info, **risk_info, "train_exposure": float(np.abs(positions).mean())}
 
     # --- sizing -----------------------------------------------------------------------------
@@ -179,7 +186,7 @@ class NeuralTrainer:
         in_market = outputs["positions"] != 0
         fit_rows, val_rows = fit_rows[in_market[fit_rows]], val_rows[in_market[val_rows]]
         if not cfg.enabled or len(fit_rows) < MIN_SAMPLES or len(val_rows) < MIN_SAMPLES // 2:
-            return net.cpu().eval(), {"sizing_epochs": 0, "sizing_samples": int(len(fit_rows))}
+            return net.cpu().eval(), {"sizing_epochs": 0, "sizing_samples": int(len(fit_rows)), "sizing_rollbacks": 0}
         x_fit, v_fit, r_fit = self.sizing_inputs(samples, outputs, fit_rows)
         x_val, v_val, r_val = self.sizing_inputs(samples, outputs, val_rows)
 
@@ -193,7 +200,7 @@ class NeuralTrainer:
         with torch.no_grad():
             fraction, _, multiplier = net(x_val, v_val)
         return net.cpu().eval(), {"sizing_epochs": result.epochs, "sizing_samples": int(len(fit_rows)),
-                     "sizing_val_multiplier": float(multiplier.mean())}
+                                  "sizing_val_multiplier": float(multiplier.mean()), "sizing_rollbacks": result.rollbacks}
 
     # --- risk -------------------------------------------------------------------------------
     def risk_samples(self, samples: SegmentSamples, outputs: dict, rows: np.ndarray, risk: RiskNet):
@@ -206,7 +213,7 @@ class NeuralTrainer:
             chosen = chosen if len(chosen) >= 4 * MIN_SAMPLES else rows  # too few: every bar as an entry
             xs.append(risk_inputs(samples.scaled[chosen], float(direction)))
             ys.append(bracket_returns(a["open"], a["high"], a["low"], a["close"], atr, chosen,
-                                      risk.stops.numpy(), risk.takes.numpy(), horizon, direction, cost))
+                                      risk.stops.cpu().numpy(), risk.takes.cpu().numpy(), horizon, direction, cost))
         return torch.cat(xs).to(self.device), torch.as_tensor(np.concatenate(ys), dtype=torch.float32,
                                                               device=self.device)
 
@@ -215,7 +222,7 @@ class NeuralTrainer:
         net = net.to(self.device)
         fit_rows, val_rows = samples.rows(cfg.horizon + 2, train.max_samples)
         if not cfg.enabled or len(fit_rows) < MIN_SAMPLES or len(val_rows) < MIN_SAMPLES // 2:
-            return net.cpu().eval(), {"risk_epochs": 0}
+            return net.cpu().eval(), {"risk_epochs": 0, "risk_rollbacks": 0}
         x_fit, y_fit = self.risk_samples(samples, outputs, fit_rows, net)
         x_val, y_val = self.risk_samples(samples, outputs, val_rows, net)
         result = fit(net, len(x_fit), lambda m, i: losses.bracket_loss(m(x_fit[i]), y_fit[i]),
@@ -224,7 +231,12 @@ class NeuralTrainer:
         with torch.no_grad():
             stop, take = net.levels(x_val)
         return net.cpu().eval(), {"risk_epochs": result.epochs, "risk_val_stop_atr": float(stop.mean()),
-                     "risk_val_take_atr": float(take.mean())}
+                                  "risk_val_take_atr": float(take.mean()), "risk_rollbacks": result.rollbacks}
+
+
+def cpu_state(net: torch.nn.Module) -> dict:
+    """A copy of the weights on the CPU: what a warm start and a checkpoint keep, whatever the device."""
+    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
 
 
 def simulated_states(close: np.ndarray, positions: np.ndarray, timing_confidence: np.ndarray,

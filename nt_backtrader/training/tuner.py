@@ -16,7 +16,7 @@ import torch
 
 from ..config import TrainConfig, TunerConfig
 from ..networks.tuner import N_ACTIONS, HyperparameterTunerNet
-from .loop import Hyper
+from .loop import FitResult, Hyper
 
 REALIZED_BASELINE_DECAY = 0.7
 
@@ -35,8 +35,8 @@ class Tuner:
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.step_lr)
         self.realized_baseline = 0.0
         # What the next state is made of; updated as results come in.
-        self.last = {"val_improvement": 0.0, "val_loss": 0.0, "realized_sharpe": 0.0, "val_accuracy": 0.5,
-                     "settings": [0.5] * N_ACTIONS}
+        self.last = {"val_improvement": 0.0, "val_loss": 0.0, "val_sharpe": 0.0, "realized_sharpe": 0.0,
+                     "val_accuracy": 0.5, "settings": [0.5] * N_ACTIONS}
 
     def decode(self, action: torch.Tensor) -> Hyper:
         c = self.config
@@ -51,7 +51,7 @@ class Tuner:
 
     def state(self, volatility: float) -> torch.Tensor:
         last = self.last
-        values = [last["val_improvement"], last["val_loss"], last["realized_sharpe"] / 3.0,
+        values = [last["val_improvement"], last["val_loss"], last["val_sharpe"] / 3.0, last["realized_sharpe"] / 3.0,
                   2.0 * (last["val_accuracy"] - 0.5), *last["settings"], volatility / 0.2 - 1.0]
         return torch.tensor(np.clip(values, -3.0, 3.0), dtype=torch.float32)
 
@@ -97,8 +97,11 @@ class Tuner:
         self.last["realized_sharpe"] = float(realized_sharpe)
         return info
 
-    def remember(self, chosen: Proposal, val_improvement: float, val_loss: float, val_accuracy: float) -> None:
-        self.last.update(val_improvement=val_improvement, val_loss=val_loss, val_accuracy=val_accuracy,
+    def remember(self, chosen: Proposal, fit: FitResult, val_accuracy: float, val_sharpe: float) -> None:
+        """The chosen candidate's validation record: part of the next segment's state."""
+        improvement = (fit.first_val - fit.best_val) / max(abs(fit.first_val), 1e-8)
+        self.last.update(val_improvement=float(np.nan_to_num(improvement)), val_loss=fit.best_val,
+                         val_sharpe=float(np.nan_to_num(val_sharpe)), val_accuracy=val_accuracy,
                          settings=torch.sigmoid(chosen.action).tolist())
 
     def state_dict(self) -> dict:
