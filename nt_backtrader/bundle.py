@@ -98,6 +98,9 @@ class Bundle:
         n, m = len(scaled), len(self.members)
         p_long, p_short = np.full((m, n), np.nan), np.full((m, n), np.nan)
         rows = rows[rows >= self.spec.feature_bars - 1]
+        chunks = [rows[start:start + batch] for start in range(0, len(rows), batch)]
+        inputs = [torch.as_tensor(windows(scaled, self.spec.window, chunk), dtype=torch.float32)
+                  for chunk in chunks] if self.timing else []  # (B, L, F) each, shared by the members
         nets = iter(self.timing)
         for i, name in enumerate(self.members):
             if name in CLASSICAL_MEMBERS:
@@ -105,9 +108,7 @@ class Bundle:
                 p_long[i, rows], p_short[i, rows] = pl[rows], ps[rows]
                 continue
             net = next(nets)
-            for start in range(0, len(rows), batch):
-                chunk = rows[start:start + batch]
-                x = torch.as_tensor(windows(scaled, self.spec.window, chunk), dtype=torch.float32)
+            for chunk, x in zip(chunks, inputs):
                 pl, ps = long_short_probabilities(net(x))
                 p_long[i, chunk], p_short[i, chunk] = pl.numpy(), ps.numpy()
         return p_long, p_short
