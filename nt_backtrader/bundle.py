@@ -16,7 +16,7 @@ import torch
 from .checkpoint import FORMAT_VERSION, atomic_torch_save, check_payload, digest, load_payload
 from .decisions import STATE_INPUTS, DecisionSpec
 from .errors import CheckpointError
-from .features import N_FEATURES, Scaler, average_true_range, compute_features, windows
+from .features import FEATURE_SPEC, N_FEATURES, Scaler, average_true_range, compute_features, windows
 from .networks import PositionSizingNet, RiskNet, TimingNet
 from .networks.timing import long_short_probabilities
 from .signals import CLASSICAL_LOOKBACK, CLASSICAL_MEMBERS, classical_signal
@@ -168,7 +168,7 @@ class Bundle:
 
         payload = {
             "format_version": FORMAT_VERSION, "kind": KIND,
-            "spec": dict(vars(self.spec)), "args": self.args, "meta": self.meta,
+            "spec": dict(vars(self.spec)), "args": self.args, "meta": self.meta, "features": FEATURE_SPEC,
             "scaler": {"mean": torch.as_tensor(self.scaler.mean), "std": torch.as_tensor(self.scaler.std),
                        "clip": self.scaler.clip},
             "ensemble": {"members": list(self.members), "weights": [float(w) for w in self.weights],
@@ -185,6 +185,9 @@ class Bundle:
     @classmethod
     def from_payload(cls, payload: dict, source: str = "bundle") -> "Bundle":
         check_payload(payload, source, KIND)
+        if payload.get("features") != FEATURE_SPEC:
+            raise CheckpointError(f"{source} was trained on other features than this nt_backtrader computes; "
+                                  "train a new one with `nt-backtrader train`")
         try:
             args, states = payload["args"], payload["state"]
             timing = []

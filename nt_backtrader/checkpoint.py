@@ -16,7 +16,7 @@ import torch
 
 from .errors import CheckpointError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the tuner reads validation Sharpe; bundles record their feature spec
 
 
 def digest(payload: dict) -> str:

@@ -5,8 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import CHOICES, Config, load_config, override
-from .data import EMBEDDED, source_name
+from .config import CHOICES, DATASETS, Config, load_config, override
+from .data import source_name
 from .errors import ConfigError, UserError
 
 EXIT_USER_ERROR = 2
@@ -36,7 +36,7 @@ def parse_columns(text: str) -> dict[str, str]:
 def add_data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data (default: the embedded S&P 500, 1999-2018)")
     source = group.add_mutually_exclusive_group()
-    source.add_argument("--dataset", choices=sorted(EMBEDDED), help="embedded daily OHLCV from the arch package")
+    source.add_argument("--dataset", choices=DATASETS, help="embedded daily OHLCV from the arch package")
     source.add_argument("--csv", metavar="PATH", help="a CSV file: Yahoo's format (Date,Open,High,Low,Close,"
                         "Adj Close,Volume) or any columns named with --columns")
     source.add_argument("--ticker", metavar="SYMBOL", help="download with yfinance once, then read the cache "
@@ -130,7 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if trader.name == "neural":
         title = f"nt_backtrader neural on {source}: learning progress (seed {config.seed})"
         figures[LEARNING_FIGURE] = lambda path: draw_learning_progress(result.history, path, title)
-    return finish(result, frame, config, out, source, compare_baselines(frame, config, skip=trader.name),
+    return write_and_print(result, frame, config, out, source, compare_baselines(frame, config, skip=trader.name),
                   figures=figures)
 
 
@@ -183,7 +183,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     for name in CLASSICAL:
         trader = classical_trader(name, config)
         baselines[name] = backtest_from(frame, first, config, name, trader.strategy, trader.params).summary()
-    return finish(result, frame, config, out, source, baselines,
+    return write_and_print(result, frame, config, out, source, baselines,
                   extra={"bundle": str(args.bundle), "bundle_meta": trained})
 
 
@@ -211,7 +211,7 @@ def output_path(args: argparse.Namespace, default: Path, folder: bool = True) ->
     return out
 
 
-def finish(result, frame, config: Config, out: Path, source: str, baselines: dict, **report_args) -> int:
+def write_and_print(result, frame, config: Config, out: Path, source: str, baselines: dict, **report_args) -> int:
     """The report files and the console table of `run` and `backtest`: the strategy next to its baselines."""
     from .report import write_report
 

@@ -175,7 +175,8 @@ def validate(config: Config) -> None:
                 raise ConfigError(f"config key '{key}' is {item!r}: {hint}choose one of {', '.join(allowed)}")
     if config.walkforward.purge_bars < config.timing.horizon:
         raise ConfigError(f"walkforward.purge_bars ({config.walkforward.purge_bars}) must be >= timing.horizon "
-                          f"({config.timing.horizon}): otherwise the last training labels read test-window prices")
+                          f"({config.timing.horizon}): the gap between train and test covers the label horizon; "
+                          "raise walkforward.purge_bars or lower timing.horizon")
 
 
 def _did_you_mean(word: str, known: list[str]) -> str:

@@ -25,6 +25,10 @@ N_FEATURES = len(FEATURE_NAMES)
 # Bars of history a feature needs at bar t, t included: the longest return plus its volatility.
 LOOKBACK = max(RETURN_HORIZONS) + 1
 ANNUAL = np.sqrt(252.0)
+# What a bundle records of the features it was trained on; a bundle whose record differs is refused.
+FEATURE_SPEC = {"names": list(FEATURE_NAMES), "trend_pairs": [list(p) for p in TREND_PAIRS],
+                "windows": {"vol_long": VOL_LONG, "vol_short": VOL_SHORT, "atr": ATR_WINDOW,
+                            "volume": VOLUME_WINDOW, "high": HIGH_WINDOW}}
 
 
 def _rolling(x: np.ndarray, window: int, fn) -> np.ndarray:

@@ -8,7 +8,6 @@ Classical traders learn nothing; they are the baselines run through the same pip
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,9 +63,8 @@ def classical_trader(name: str, config: Config) -> ClassicalTrader:
 
 
 def unknown_strategy(name: str) -> ConfigError:
-    close = difflib.get_close_matches(name, STRATEGIES, n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    return ConfigError(f"unknown strategy '{name}': {hint}choose one of {', '.join(STRATEGIES)}")
+    """For a name given in code; a config's strategy.name is checked, with a hint, when the Config is built."""
+    return ConfigError(f"unknown strategy '{name}': choose one of {', '.join(STRATEGIES)}")
 
 
 class NeuralTrader:

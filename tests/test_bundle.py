@@ -1,13 +1,16 @@
 """Bundles: a round trip predicts identically; a damaged or tampered file is refused in one line."""
 from __future__ import annotations
 
+import tomllib
+
 import numpy as np
 import pytest
 import torch
 
 from nt_backtrader.bundle import Bundle
-from nt_backtrader.checkpoint import load_payload
+from nt_backtrader.checkpoint import FORMAT_VERSION, digest, load_payload
 from nt_backtrader.cli import main
+from nt_backtrader.config import Config, from_dict
 from nt_backtrader.errors import CheckpointError
 
 
@@ -29,7 +32,7 @@ def test_round_trip_gives_identical_predictions(tmp_path, tiny_bundle, sp500):
 
 def test_file_holds_plain_tensors_and_numbers(tmp_path, tiny_bundle):
     payload = torch.load(tiny_bundle.save(tmp_path / "model.pt"), weights_only=True)
-    assert payload["format_version"] == 1 and len(payload["sha256"]) == 64
+    assert payload["format_version"] == FORMAT_VERSION and len(payload["sha256"]) == 64
     assert isinstance(payload["state"]["timing"][0]["head.weight"], torch.Tensor)
     assert payload["ensemble"]["members"] == ["neural_1", "neural_2", "tsmom", "sma"]
     assert sum(payload["ensemble"]["weights"]) == pytest.approx(1.0)
@@ -64,3 +67,20 @@ def test_cli_backtest_with_a_tampered_bundle_is_one_line_exit_2(tmp_path, tiny_b
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "report").exists()
+
+
+def test_a_bundle_of_other_features_is_refused_and_its_config_is_kept(tmp_path, tiny_bundle):
+    path = tiny_bundle.save(tmp_path / "model.pt")
+    payload = load_payload(path)
+    trained_with = from_dict(Config, tomllib.loads(payload["meta"]["config"]))  # the experiment that trained it
+    assert trained_with.timing.hidden == 8
+    payload["features"]["windows"]["vol_long"] = 42  # trained by a version that computed vol over 42 bars
+    payload["sha256"] = digest(payload)
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="other features"):
+        Bundle.load(path)
+    payload["format_version"] = FORMAT_VERSION - 1  # a bundle written by an older nt_backtrader
+    payload["sha256"] = digest(payload)
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="format version"):
+        Bundle.load(path)

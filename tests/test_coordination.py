@@ -42,9 +42,10 @@ def test_a_divergent_learning_rate_completes_with_the_rollbacks_counted(slice_20
     config = override(Config(), **TINY, **{"tuner.mode": "fixed", "train.lr": 1e8})
     result = walk_forward(slice_2004_2008, config, progress=False)
     assert len(result.history) >= 5 and all(h["rollbacks"] >= 1 for h in result.history)
-    # Survived, not just finished: every segment kept a finite net that still trades.
-    assert all(np.isfinite(h["timing_val_loss"]) for h in result.history)
-    assert np.isfinite(result.returns).all() and len(result.fills) > 0
+    # Survived, not just finished: every segment's chosen timing net scores and predicts finitely.
+    assert all(np.isfinite(h["timing_val_loss"]) and np.isfinite(h["val_sharpes"]["neural_1"])
+               for h in result.history)
+    assert np.isfinite(result.returns).all()
 
 
 def tiny_args(tmp_path, out):
@@ -118,6 +119,19 @@ def test_tuner_learns_which_learning_rates_validate_better():
         losses = [abs(np.log10(p.hyper.lr) - np.log10(3e-3)) for p in proposals]
         tuner.learn_from_validation(state, proposals, losses)
     assert tuner.decode(tuner.net(state).mean.detach()).lr > 2e-3 and tuner.net(state).mean[0].item() > start
+
+
+def test_the_tuner_reads_how_its_chosen_candidate_did_on_the_validation_tail(slice_2004_2008):
+    from nt_backtrader.training.coordinator import Coordinator
+
+    coordinator = Coordinator(override(Config(), **TINY))
+    arrays = {c: slice_2004_2008[c].to_numpy() for c in ("open", "high", "low", "close", "volume")}
+    before = coordinator.tuner.state(0.2)
+    _, info = coordinator.fit(arrays, 0, 600, segment=0)
+    last = coordinator.tuner.last
+    assert last["val_sharpe"] == info["val_sharpes"]["neural_1"] and last["val_loss"] == info["timing_val_loss"]
+    assert last["val_accuracy"] == info["timing_val_accuracy"]
+    assert not torch.equal(coordinator.tuner.state(0.2), before)
 
 
 @pytest.mark.parametrize("realized_sharpe, direction", [(2.0, 1), (-2.0, -1)])

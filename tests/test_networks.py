@@ -97,3 +97,10 @@ def test_last_step_layer_equals_a_full_encoder_layer_at_the_last_step():
     last.feedforward[3].load_state_dict(full.linear2.state_dict())
     h = torch.randn(5, 12, 8)
     torch.testing.assert_close(last(h), full(h)[:, -1], rtol=1e-5, atol=1e-5)
+    # In training, attention dropout falls on the same weights in the same order: equal under one seed.
+    full.self_attn.dropout = last.attention.dropout = 0.3
+    full.train(), last.train()
+    torch.manual_seed(1)
+    expected = full.self_attn(full.norm1(h)[:, -1:], full.norm1(h), full.norm1(h), need_weights=False)[0][:, 0]
+    torch.manual_seed(1)
+    torch.testing.assert_close(last.attend_last(last.norm1(h)), expected, rtol=1e-5, atol=1e-5)

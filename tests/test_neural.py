@@ -41,6 +41,7 @@ def test_changed_future_after_t_changes_nothing_up_to_t_training_included(sp500_
     """
     config = override(tiny_config, **{"timing.enter": 0.5, "timing.exit": 0.5})
     clean = walk_forward(sp500_short, config, progress=False)
+    assert set(FIT_KEYS) <= set().union(*(h.keys() for h in clean.history))
     dates = clean.orders["date"]
 
     def orders_in(h):

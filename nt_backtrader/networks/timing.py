@@ -27,7 +27,7 @@ class LastStepEncoderLayer(nn.Module):
     def attend_last(self, x: torch.Tensor) -> torch.Tensor:
         """Multi-head attention of the last step over all steps: (B, L, H) -> (B, H)."""
         att = self.attention
-        (b, length, hidden), heads = x.shape, att.num_heads
+        (b, _, hidden), heads = x.shape, att.num_heads
         w, bias = att.in_proj_weight, att.in_proj_bias
         q = F.linear(x[:, -1:], w[:hidden], bias[:hidden])                     # (B, 1, H)
         k, v = F.linear(x, w[hidden:], bias[hidden:]).chunk(2, dim=-1)         # (B, L, H) each

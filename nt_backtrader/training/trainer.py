@@ -14,7 +14,7 @@ import torch
 
 from ..bundle import N_RISK_INPUTS, N_SIZING_INPUTS, Bundle, risk_inputs
 from ..decisions import AccountRecord, DecisionSpec, decide_positions, state_vector, unit_rule_returns
-from ..config import Config
+from ..config import Config, to_toml
 from ..features import N_FEATURES, average_true_range, windows
 from ..networks import PositionSizingNet, RiskNet, TimingNet
 from . import losses
@@ -110,15 +110,19 @@ class NeuralTrainer:
                 total = total + weight * losses.sharpe_loss(logits, r, cost)
             return total
 
-        epochs = train.max_epochs if self.warm["timing"] is not None else train.first_epochs
-        val_loss = torch.no_grad()(lambda m: float(loss(m, x_val, y_val, r_val)))
-        result = fit(net, len(fit_rows), lambda m, i: loss(m, x_fit[i], y_fit[i], r_fit[i]), val_loss, hyper,
-                     epochs, train.patience, rng, train.grad_clip)
+        def train_from(start: TimingNet, epochs: int) -> FitResult:
+            return fit(start, len(fit_rows), lambda m, i: loss(m, x_fit[i], y_fit[i], r_fit[i]),
+                       torch.no_grad()(lambda m: float(loss(m, x_val, y_val, r_val))), hyper, epochs,
+                       train.patience, rng, train.grad_clip)
+
+        result = train_from(net, train.max_epochs if self.warm["timing"] is not None else train.first_epochs)
         if not np.isfinite(result.best_val):
             # Not even the warm start scores finitely here (a diverged net can keep finite but
-            # exploded weights): a fresh net is the last good state there is.
+            # exploded weights): train a fresh net from scratch, counted as one more rollback.
+            earlier = result.rollbacks + 1
             net = self._fresh_timing_net(hyper, seed)
-            result.best_val, result.rollbacks = val_loss(net), result.rollbacks + 1
+            result = train_from(net, train.first_epochs)
+            result.rollbacks += earlier
         with torch.no_grad():
             predicted = net(x_val).argmax(-1)
         return TimingFit(net, result, float((predicted == y_val).float().mean()))
@@ -141,9 +145,10 @@ class NeuralTrainer:
         for name, net in (("sizing", sizing), ("risk", risk)):
             if self.warm[name] is not None:
                 net.load_state_dict(self.warm[name])
+        provenance = (meta or {}) | {"config": to_toml(self.config)}  # the experiment that trained it
         return Bundle([n.cpu().eval() for n in nets], sizing, risk, samples.scaler, self.spec, args,
                       tuple(members), tuple(float(w) for w in weights), tuple(float(t) for t in trust),
-                      meta or {}).eval()
+                      provenance).eval()
 
     def member_outputs(self, bundle: Bundle, samples: SegmentSamples, rows: np.ndarray):
         return bundle.member_probabilities(samples.scaled, samples.arrays["close"], rows)
