@@ -58,12 +58,12 @@ def run_one(job: tuple[str, str, int]) -> dict:
 def baselines(dataset: str) -> dict:
     from nt_backtrader.config import Config, override
     from nt_backtrader.data import load_ohlcv
-    from nt_backtrader.traders import CLASSICAL
+    from nt_backtrader.config import CLASSICAL_STRATEGIES
     from nt_backtrader.walkforward import walk_forward
 
     frame = load_ohlcv(dataset=dataset)
     out = {}
-    for name in CLASSICAL:
+    for name in CLASSICAL_STRATEGIES:
         result = walk_forward(frame, override(Config(), **{"strategy.name": name}), progress=False)
         out[name] = {"summary": result.summary(), "returns": result.returns}
     return out

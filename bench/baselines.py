@@ -11,7 +11,7 @@ import argparse
 
 from nt_backtrader.config import Config, override
 from nt_backtrader.data import load_ohlcv
-from nt_backtrader.traders import CLASSICAL
+from nt_backtrader.config import CLASSICAL_STRATEGIES
 from nt_backtrader.walkforward import walk_forward
 
 
@@ -24,7 +24,7 @@ def main() -> None:
     print("|---|---|" + "---|" * len(args.bps))
     for dataset in args.datasets:
         frame = load_ohlcv(dataset=dataset)
-        for name in CLASSICAL:
+        for name in CLASSICAL_STRATEGIES:
             cells = []
             for bps in args.bps:
                 config = override(Config(), **{"strategy.name": name, "backtest.commission_bps": bps,

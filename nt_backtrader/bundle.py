@@ -7,6 +7,7 @@ tensors, numbers and strings only, written atomically and checked by SHA-256 on 
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -168,7 +169,8 @@ class Bundle:
 
         payload = {
             "format_version": FORMAT_VERSION, "kind": KIND,
-            "spec": dict(vars(self.spec)), "args": self.args, "meta": self.meta, "features": FEATURE_SPEC,
+            "spec": dict(vars(self.spec)), "args": self.args, "meta": self.meta,
+            "features": copy.deepcopy(FEATURE_SPEC),
             "scaler": {"mean": torch.as_tensor(self.scaler.mean), "std": torch.as_tensor(self.scaler.std),
                        "clip": self.scaler.clip},
             "ensemble": {"members": list(self.members), "weights": [float(w) for w in self.weights],

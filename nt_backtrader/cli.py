@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import CHOICES, DATASETS, Config, load_config, override
+from .config import CHOICES, CLASSICAL_STRATEGIES, DATASETS, Config, load_config, override
 from .data import source_name
 from .errors import ConfigError, UserError
 
@@ -131,7 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         title = f"nt_backtrader neural on {source}: learning progress (seed {config.seed})"
         figures[LEARNING_FIGURE] = lambda path: draw_learning_progress(result.history, path, title)
     return write_and_print(result, frame, config, out, source, compare_baselines(frame, config, skip=trader.name),
-                  figures=figures)
+                           figures=figures)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -163,7 +163,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from .bundle import Bundle
     from .data import load_ohlcv, require_bars
     from .plugin import NeuralStrategy
-    from .traders import CLASSICAL, classical_trader
+    from .traders import classical_trader
 
     config = config_from_args(args)
     source = source_name(config.data)
@@ -180,11 +180,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     params = {"bundle": bundle, "cash_buffer": config.backtest.cash_buffer}
     result = backtest_from(frame, first, config, "neural-bundle", NeuralStrategy, params)
     baselines = {}
-    for name in CLASSICAL:
+    for name in CLASSICAL_STRATEGIES:
         trader = classical_trader(name, config)
         baselines[name] = backtest_from(frame, first, config, name, trader.strategy, trader.params).summary()
     return write_and_print(result, frame, config, out, source, baselines,
-                  extra={"bundle": str(args.bundle), "bundle_meta": trained})
+                           extra={"bundle": str(args.bundle), "bundle_meta": trained})
 
 
 def backtest_from(frame, first, config: Config, name: str, strategy: type, params: dict):

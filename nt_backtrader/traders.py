@@ -24,9 +24,6 @@ from .splits import Segment
 from .training.coordinator import Coordinator, Feedback
 from .training.samples import OHLCV
 
-CLASSICAL = CLASSICAL_STRATEGIES
-
-
 @dataclass
 class ClassicalTrader:
     name: str
@@ -126,7 +123,7 @@ def entries_of(result, window: pd.DataFrame) -> np.ndarray:
 
 def make_trader(config: Config, name: str | None = None, source: str = ""):
     name = name or config.strategy.name
-    if name in CLASSICAL:
+    if name in CLASSICAL_STRATEGIES:
         return classical_trader(name, config)
     if name == "neural":
         return NeuralTrader(config, source)

@@ -13,7 +13,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import metrics, run_state
-from .config import Config, override
+from .config import CLASSICAL_STRATEGIES, Config, override
 from .data import require_bars
 from .errors import CheckpointError
 from .plugin import run_backtest
@@ -109,10 +109,8 @@ def concat(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
 
 def compare_baselines(frame: pd.DataFrame, config: Config, skip: str = "") -> dict[str, dict]:
     """Classical baselines through the same walk-forward: the same test dates, the same costs."""
-    from .traders import CLASSICAL
-
     out = {}
-    for name in CLASSICAL:
+    for name in CLASSICAL_STRATEGIES:
         if name != skip:
             out[name] = walk_forward(frame, override(config, **{"strategy.name": name}), progress=False).summary()
     return out

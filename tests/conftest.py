@@ -49,6 +49,25 @@ def small_config() -> Config:
     return override(Config(), **{"walkforward.train_bars": 252, "walkforward.test_bars": 63})
 
 
+def yahoo_csv(path, frame: pd.DataFrame, adj_ratio: float | np.ndarray = 1.0) -> str:
+    """Write `frame` in Yahoo's download format; returns the file's text."""
+    out = pd.DataFrame({"Date": frame.index.strftime("%Y-%m-%d"), "Open": frame["open"], "High": frame["high"],
+                        "Low": frame["low"], "Close": frame["close"], "Adj Close": frame["close"] * adj_ratio,
+                        "Volume": frame["volume"].astype(int)})
+    out.to_csv(path, index=False)
+    return path.read_text()
+
+
+def edit_field(text: str, row: int, column: str, value: str) -> str:
+    """The CSV text with one cell (line `row`, column `column`) set to `value`: a damaged row."""
+    lines = text.splitlines()
+    header = lines[0].split(",")
+    cells = lines[row].split(",")
+    cells[header.index(column)] = value
+    lines[row] = ",".join(cells)
+    return "\n".join(lines) + "\n"
+
+
 def with_noise_after(frame: pd.DataFrame, cutoff: pd.Timestamp, seed: int = 1) -> pd.DataFrame:
     """Replace every bar after `cutoff` by a valid random walk: the future a leak would see."""
     rng = np.random.default_rng(seed)

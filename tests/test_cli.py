@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import edit_field, yahoo_csv
 from nt_backtrader.cli import main
 from nt_backtrader.data import load_ohlcv
-from test_data import _field, yahoo_csv
 
 SMALL = "[walkforward]\ntrain_bars = 252\ntest_bars = 126\n"
 
@@ -132,11 +132,11 @@ def _csv(tmp, edit=lambda text: text, n_bars=400):
 
 
 def _damage(column, value):
-    return lambda text: _field(text, DEFECT, column, value)
+    return lambda text: edit_field(text, DEFECT, column, value)
 
 
 def _previous_date(text):
-    return _field(text, DEFECT, "Date", text.splitlines()[DEFECT - 1].split(",")[0])
+    return edit_field(text, DEFECT, "Date", text.splitlines()[DEFECT - 1].split(",")[0])
 
 
 def _write(path, text):

@@ -5,16 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import edit_field, yahoo_csv
 from nt_backtrader.data import load_csv, load_ohlcv, load_ticker, require_bars
 from nt_backtrader.errors import DataError
-
-
-def yahoo_csv(path, frame: pd.DataFrame, adj_ratio: float | np.ndarray = 1.0) -> str:
-    out = pd.DataFrame({"Date": frame.index.strftime("%Y-%m-%d"), "Open": frame["open"], "High": frame["high"],
-                        "Low": frame["low"], "Close": frame["close"], "Adj Close": frame["close"] * adj_ratio,
-                        "Volume": frame["volume"].astype(int)})
-    out.to_csv(path, index=False)
-    return path.read_text()
 
 
 def test_embedded_datasets_are_real_daily_ohlcv():
@@ -64,10 +57,10 @@ def test_generic_csv_with_column_mapping(tmp_path, sp500_short):
     (lambda t: t.replace("2004-01-06", "06/31/2004"), "row 4: '06/31/2004' is not a date"),
     (lambda t: t.replace("2004-01-06", "2004-01-05"), "row 4: duplicate date 2004-01-05"),
     (lambda t: t.replace("2004-01-06", "2003-12-01"), "row 4: date 2003-12-01 comes after 2004-01-05"),
-    (lambda t: _field(t, 3, "High", "null"), "row 4: high is missing or not a number ('null')"),
-    (lambda t: _field(t, 3, "Close", ""), "row 4: close is missing or not a number"),
-    (lambda t: _field(t, 3, "Low", "-5"), "row 4: low is -5.0, prices must be positive"),
-    (lambda t: _field(t, 3, "Low", "99999"), "row 4: high"),
+    (lambda t: edit_field(t, 3, "High", "null"), "row 4: high is missing or not a number ('null')"),
+    (lambda t: edit_field(t, 3, "Close", ""), "row 4: close is missing or not a number"),
+    (lambda t: edit_field(t, 3, "Low", "-5"), "row 4: low is -5.0, prices must be positive"),
+    (lambda t: edit_field(t, 3, "Low", "99999"), "row 4: high"),
     (lambda t: "", "not a readable CSV file"),
 ])
 def test_malformed_csv_names_file_and_row(tmp_path, sp500_short, edit, message):
@@ -77,15 +70,6 @@ def test_malformed_csv_names_file_and_row(tmp_path, sp500_short, edit, message):
         load_csv(path)
     assert message in str(info.value) and str(path) in str(info.value)
     assert "\n" not in str(info.value)
-
-
-def _field(text: str, row: int, column: str, value: str) -> str:
-    lines = text.splitlines()
-    header = lines[0].split(",")
-    cells = lines[row].split(",")
-    cells[header.index(column)] = value
-    lines[row] = ",".join(cells)
-    return "\n".join(lines) + "\n"
 
 
 def test_missing_file_and_unknown_dataset_say_what_to_do(tmp_path):

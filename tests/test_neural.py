@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import FUTURES, assert_same_up_to
+from conftest import FUTURES, assert_same_up_to, yahoo_csv
 from nt_backtrader import NeuralSizer, NeuralStrategy, with_risk_brackets
 from nt_backtrader.config import override
 from nt_backtrader.plugin import run_backtest
@@ -100,16 +100,10 @@ def test_walk_forward_history_reports_the_networks(sp500_short, tiny_config):
     assert 0.0 <= row["timing_accuracy"] <= 1.0
 
 
-def yahoo_csv(path, frame):
-    pd.DataFrame({"Date": frame.index.strftime("%Y-%m-%d"), "Open": frame["open"], "High": frame["high"],
-                  "Low": frame["low"], "Close": frame["close"], "Adj Close": frame["close"],
-                  "Volume": frame["volume"]}).to_csv(path, index=False)
-    return str(path)
-
-
 def test_sma_example_gets_the_neural_sizer_and_brackets(tmp_path, sp500, active_bundle, capsys):
     bundle = str(active_bundle.save(tmp_path / "model.pt"))
-    csv = yahoo_csv(tmp_path / "spx.csv", sp500.loc["2010":"2014"])
+    csv = str(tmp_path / "spx.csv")
+    yahoo_csv(tmp_path / "spx.csv", sp500.loc["2010":"2014"])
     strategy = runpy.run_path(str(EXAMPLES / "sma_with_neural_sizer.py"))["main"](["--bundle", bundle, "--csv", csv])
     sizer = strategy.getsizer()
     fractions = [record.fraction for record in sizer.log]

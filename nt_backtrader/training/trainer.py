@@ -191,7 +191,8 @@ class NeuralTrainer:
         in_market = outputs["positions"] != 0
         fit_rows, val_rows = fit_rows[in_market[fit_rows]], val_rows[in_market[val_rows]]
         if not cfg.enabled or len(fit_rows) < MIN_SAMPLES or len(val_rows) < MIN_SAMPLES // 2:
-            return net.cpu().eval(), {"sizing_epochs": 0, "sizing_samples": int(len(fit_rows)), "sizing_rollbacks": 0}
+            return net.cpu().eval(), {"sizing_epochs": 0, "sizing_samples": int(len(fit_rows)),
+                                      "sizing_rollbacks": 0}
         x_fit, v_fit, r_fit = self.sizing_inputs(samples, outputs, fit_rows)
         x_val, v_val, r_val = self.sizing_inputs(samples, outputs, val_rows)
 

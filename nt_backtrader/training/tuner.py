@@ -100,8 +100,9 @@ class Tuner:
     def remember(self, chosen: Proposal, fit: FitResult, val_accuracy: float, val_sharpe: float) -> None:
         """The chosen candidate's validation record: part of the next segment's state."""
         improvement = (fit.first_val - fit.best_val) / max(abs(fit.first_val), 1e-8)
-        self.last.update(val_improvement=float(np.nan_to_num(improvement)), val_loss=float(np.nan_to_num(fit.best_val)),
-                         val_sharpe=float(np.nan_to_num(val_sharpe)), val_accuracy=val_accuracy,
+        self.last.update(val_improvement=float(np.nan_to_num(improvement)),
+                         val_loss=float(np.nan_to_num(fit.best_val)), val_sharpe=float(np.nan_to_num(val_sharpe)),
+                         val_accuracy=val_accuracy,
                          settings=torch.sigmoid(chosen.action).tolist())
 
     def state_dict(self) -> dict:
