@@ -75,6 +75,8 @@ class Bundle:
     weights: tuple = ()                        # ensemble weights, one per member, summing to 1
     trust: tuple = (1.0, 1.0)                  # (sizing, risk): weight of each network against its twin
     meta: dict = field(default_factory=dict)   # data source, train dates: provenance only
+    scalers: dict = field(default_factory=dict)  # asset name -> its own train-window Scaler
+    portfolio_scale: float = 1.0               # on every fraction: the portfolio, not each asset, meets the target
 
     def __post_init__(self):
         if not self.members:  # a plain bundle: the neural members, equally weighted
@@ -85,6 +87,10 @@ class Bundle:
     def warmup_bars(self) -> int:
         classical = any(m in CLASSICAL_MEMBERS for m in self.members)
         return max(self.spec.feature_bars, CLASSICAL_LOOKBACK if classical else 0)
+
+    def scaler_for(self, asset: str | None) -> Scaler:
+        """The asset's own scaler; for a feed the bundle was not trained on, the pooled one."""
+        return self.scalers.get(asset, self.scaler)
 
     def eval(self) -> "Bundle":
         for net in [*self.timing, self.sizing, self.risk]:
@@ -123,11 +129,12 @@ class Bundle:
         return pl, ps, ensemble_confidence(pl, ps, self.spec.allow_short)
 
     @torch.inference_mode()
-    def predict(self, open_, high, low, close, volume, rows: np.ndarray | None = None) -> Signals:
-        """Outputs for every bar (or `rows`), each from bars up to that bar only."""
+    def predict(self, open_, high, low, close, volume, rows: np.ndarray | None = None,
+                asset: str | None = None) -> Signals:
+        """Outputs for every bar (or `rows`) of one asset, each from bars up to that bar only."""
         high, low, close = (np.asarray(a, dtype=float) for a in (high, low, close))
         features = compute_features(open_, high, low, close, volume)
-        scaled = self.scaler.transform(features)
+        scaled = self.scaler_for(asset).transform(features)
         n = len(features)
         rows = np.arange(self.warmup_bars - 1, n) if rows is None else rows[rows >= self.warmup_bars - 1]
         p_long, p_short, conf = self.combine(*self.member_probabilities(scaled, close, rows))
@@ -154,12 +161,12 @@ class Bundle:
     def size(self, scaled_row: np.ndarray, state: np.ndarray, vol: float) -> Sizing:
         """The fraction of equity for one decision: the sizing net blended with the
         volatility-target twin by trust (the twin alone when use_sizing is off)."""
-        twin = self.spec.twin_fraction(vol)
+        twin = self.spec.twin_fraction(vol) * self.portfolio_scale
         if not self.spec.use_sizing:
             return Sizing(twin, 1.0, twin, twin)
         x = torch.as_tensor(np.concatenate([scaled_row, state])[None], dtype=torch.float32)
         fraction, conf, _ = self.sizing(x, torch.tensor([vol], dtype=torch.float32))
-        network, t = float(fraction[0]), self.trust[0]
+        network, t = float(fraction[0]) * self.portfolio_scale, self.trust[0]
         return Sizing(t * network + (1 - t) * twin, float(conf[0]), network, twin)
 
     # --- persistence --------------------------------------------------------------------------
@@ -171,8 +178,9 @@ class Bundle:
             "format_version": FORMAT_VERSION, "kind": KIND,
             "spec": dict(vars(self.spec)), "args": self.args, "meta": self.meta,
             "features": copy.deepcopy(FEATURE_SPEC),
-            "scaler": {"mean": torch.as_tensor(self.scaler.mean), "std": torch.as_tensor(self.scaler.std),
-                       "clip": self.scaler.clip},
+            "scaler": scaler_payload(self.scaler),
+            "scalers": {name: scaler_payload(scaler) for name, scaler in self.scalers.items()},
+            "portfolio_scale": float(self.portfolio_scale),
             "ensemble": {"members": list(self.members), "weights": [float(w) for w in self.weights],
                          "trust": [float(t) for t in self.trust]},
             "state": {"timing": [state(net) for net in self.timing], "sizing": state(self.sizing),
@@ -200,12 +208,11 @@ class Bundle:
             sizing, risk = PositionSizingNet(**args["sizing"]), RiskNet(**args["risk"])
             sizing.load_state_dict(states["sizing"])
             risk.load_state_dict(states["risk"])
-            scaler = Scaler(payload["scaler"]["mean"].double().numpy(), payload["scaler"]["std"].double().numpy(),
-                            float(payload["scaler"]["clip"]))
             ensemble = payload["ensemble"]
-            bundle = cls(timing, sizing, risk, scaler, DecisionSpec(**payload["spec"]), args,
+            bundle = cls(timing, sizing, risk, scaler_from(payload["scaler"]), DecisionSpec(**payload["spec"]), args,
                          tuple(ensemble["members"]), tuple(ensemble["weights"]), tuple(ensemble["trust"]),
-                         payload.get("meta", {}))
+                         payload.get("meta", {}), {k: scaler_from(v) for k, v in payload["scalers"].items()},
+                         float(payload["portfolio_scale"]))
         except (KeyError, TypeError, RuntimeError) as exc:
             raise CheckpointError(f"{source} does not hold a complete nt_backtrader bundle ({exc}); "
                                   "train a new one with `nt-backtrader train`") from None
@@ -214,6 +221,14 @@ class Bundle:
     @classmethod
     def load(cls, path: str | Path) -> "Bundle":
         return cls.from_payload(load_payload(path), source=str(path))
+
+
+def scaler_payload(scaler: Scaler) -> dict:
+    return {"mean": torch.as_tensor(scaler.mean), "std": torch.as_tensor(scaler.std), "clip": scaler.clip}
+
+
+def scaler_from(payload: dict) -> Scaler:
+    return Scaler(payload["mean"].double().numpy(), payload["std"].double().numpy(), float(payload["clip"]))
 
 
 _LOADED: dict = {}

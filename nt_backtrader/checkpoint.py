@@ -16,7 +16,8 @@ import torch
 
 from .errors import CheckpointError
 
-FORMAT_VERSION = 2  # 2: the tuner reads validation Sharpe; bundles record their feature spec
+FORMAT_VERSION = 3  # 2: the tuner reads validation Sharpe; bundles record their feature spec;
+                   # 3: a universe: per-asset scalers, portfolio scale, per-asset carry
 
 
 def digest(payload: dict) -> str:

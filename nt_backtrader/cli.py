@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from pathlib import Path
 
@@ -33,15 +34,42 @@ def parse_columns(text: str) -> dict[str, str]:
     return pairs
 
 
+def name_list(text: str) -> list[str]:
+    """'SPY, TLT,GLD' -> ['SPY', 'TLT', 'GLD'] for --dataset and --tickers."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected one or more names separated by commas, got {text!r}")
+    return names
+
+
+def dataset_list(text: str) -> list[str]:
+    names = name_list(text)
+    for name in names:
+        if name not in DATASETS:
+            close = difflib.get_close_matches(name, DATASETS, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise argparse.ArgumentTypeError(f"unknown dataset '{name}': {hint}choose from {', '.join(DATASETS)}, "
+                                             "or give --csv FILE")
+    return names
+
+
 def add_data_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("data (default: the embedded S&P 500, 1999-2018)")
+    group = parser.add_argument_group("data", "Default: the embedded S&P 500, 1999-2018. Several assets make a "
+                                      "universe: give files (--csv, --csv-dir), tickers or datasets, not a mix.")
     source = group.add_mutually_exclusive_group()
-    source.add_argument("--dataset", choices=DATASETS, help="embedded daily OHLCV from the arch package")
-    source.add_argument("--csv", metavar="PATH", help="a CSV file: Yahoo's format (Date,Open,High,Low,Close,"
-                        "Adj Close,Volume) or any columns named with --columns")
-    source.add_argument("--ticker", metavar="SYMBOL", help="download with yfinance once, then read the cache "
-                        "under data_feeds/cache/")
-    group.add_argument("--columns", metavar="MAP", help="column mapping for --csv, e.g. date=Datum,close=Schluss")
+    source.add_argument("--dataset", type=dataset_list, action="extend", metavar="NAMES",
+                        help=f"embedded daily OHLCV from the arch package: {', '.join(DATASETS)}, or both "
+                        "separated by a comma")
+    source.add_argument("--csv", action="append", metavar="PATH", help="a CSV file, one asset named after the file; "
+                        "repeat for more. Yahoo's format (Date,Open,High,Low,Close,Adj Close,Volume) or any "
+                        "columns named with --columns")
+    group.add_argument("--csv-dir", metavar="DIR", help="every *.csv file in DIR, sorted by name, one asset each "
+                       "(after any --csv files)")
+    source.add_argument("--tickers", "--ticker", type=name_list, action="extend", metavar="SYMBOLS",
+                        help="yfinance symbols separated by commas, e.g. SPY,TLT,GLD: downloaded once, then read "
+                        "from the cache under data_feeds/cache/")
+    group.add_argument("--columns", metavar="MAP", help="column mapping for the CSV files, "
+                       "e.g. date=Datum,close=Schluss")
     group.add_argument("--start", metavar="YYYY-MM-DD", help="first date used")
     group.add_argument("--end", metavar="YYYY-MM-DD", help="last date used")
 
@@ -96,12 +124,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def data_source(args: argparse.Namespace) -> dict:
+    """The command line's source as config changes; it replaces the config file's source fields entirely."""
+    if args.csv_dir and (args.dataset or args.tickers):
+        other = "--dataset" if args.dataset else "--tickers"
+        raise ConfigError(f"--csv-dir and {other} are different sources: give files (--csv, --csv-dir), tickers "
+                          "or datasets, not a mix")
+    if not (args.dataset or args.csv or args.csv_dir or args.tickers):
+        return {}
+    return {"data.dataset": tuple(args.dataset or ()), "data.csv": tuple(args.csv or ()),
+            "data.csv_dir": args.csv_dir, "data.tickers": tuple(args.tickers or ())}
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
     config = load_config(args.config) if args.config else Config()
     changes = dict(QUICK) if args.quick else {}
-    if args.dataset or args.csv or args.ticker:
-        changes.update({"data.dataset": args.dataset or config.data.dataset, "data.csv": args.csv,
-                        "data.ticker": args.ticker})
+    changes.update(data_source(args))
     if args.columns:
         changes["data.columns"] = parse_columns(args.columns)
     for option, key in (("start", "data.start"), ("end", "data.end"), ("seed", "seed"),
@@ -114,7 +152,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .data import load_ohlcv
+    from .data import load_universe
     from .progress_figure import draw_learning_progress
     from .traders import make_trader
     from .walkforward import compare_baselines, walk_forward
@@ -123,33 +161,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     source = source_name(config.data)
     out = output_path(args, Path("reports") / f"{source}-{config.strategy.name}")
     trader = make_trader(config, source=source)
-    frame = load_ohlcv(config.data)
-    result = walk_forward(frame, config, trader=trader, progress=not args.quiet, checkpoint=out / CHECKPOINT,
+    universe = load_universe(config.data)
+    result = walk_forward(universe, config, trader=trader, progress=not args.quiet, checkpoint=out / CHECKPOINT,
                           resume=args.resume)
     figures = {}
     if trader.name == "neural":
         title = f"nt_backtrader neural on {source}: learning progress (seed {config.seed})"
         figures[LEARNING_FIGURE] = lambda path: draw_learning_progress(result.history, path, title)
-    return write_and_print(result, frame, config, out, source, compare_baselines(frame, config, skip=trader.name),
-                           figures=figures)
+    return write_and_print(result, universe, config, out, source,
+                           compare_baselines(universe, config, skip=trader.name), figures=figures)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .data import load_ohlcv, require_bars
+    from .data import load_universe, require_bars
     from .runtime import configure
+    from .traders import arrays_of
     from .training.coordinator import Coordinator
+    from .training.samples import AssetWindow
 
     config = config_from_args(args)
     source = source_name(config.data)
     out = output_path(args, Path("reports") / f"{source}-neural" / "bundle.pt", folder=False)
-    frame = load_ohlcv(config.data)
+    universe = load_universe(config.data)
     coordinator = Coordinator(config, configure(config.train.device, config.train.threads))
-    require_bars(frame, coordinator.spec.feature_bars + 2 * 252, "training")
-    val_start = len(frame) - int(round(config.walkforward.val_fraction * len(frame)))
-    arrays = {c: frame[c].to_numpy() for c in ("open", "high", "low", "close", "volume")}
-    meta = {"source": source, "train_start": str(frame.index[0].date()), "train_end": str(frame.index[-1].date())}
+    assets = {}
+    for name, frame in universe.items():
+        require_bars(frame, coordinator.spec.feature_bars + 2 * 252, f"training on {name}")
+        val_start = len(frame) - int(round(config.walkforward.val_fraction * len(frame)))
+        assets[name] = AssetWindow(arrays_of(frame), 0, val_start)
+    first = min(frame.index[0] for frame in universe.values())
+    last = max(frame.index[-1] for frame in universe.values())
+    meta = {"source": source, "assets": list(universe), "train_start": str(first.date()),
+            "train_end": str(last.date())}
     # One cycle without realized feedback: the tuner's first proposals, the meta-learner's prior weights.
-    bundle, info = coordinator.fit(arrays, 0, val_start, segment=0, meta=meta)
+    bundle, info = coordinator.fit(assets, segment=0, meta=meta)
     bundle.save(out)
     print(f"trained on {source} {meta['train_start']} .. {meta['train_end']}: timing validation accuracy "
           f"{info['timing_val_accuracy']:.3f} after {info['timing_epochs']} epochs")
@@ -161,41 +206,46 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from .bundle import Bundle
-    from .data import load_ohlcv, require_bars
+    from .data import load_universe, require_bars
     from .plugin import NeuralStrategy
     from .traders import classical_trader
+    from .walkforward import calendar_of
 
     config = config_from_args(args)
     source = source_name(config.data)
     out = output_path(args, Path("reports") / f"{source}-bundle")
     bundle = Bundle.load(args.bundle)
-    frame = load_ohlcv(config.data)
+    universe = load_universe(config.data)
     warmup = bundle.warmup_bars
-    require_bars(frame, warmup + 21, "a backtest with this bundle (its warm-up plus a month)")
-    first = frame.index[warmup]
+    for name, frame in universe.items():
+        require_bars(frame, warmup + 21, f"a backtest of {name} with this bundle (its warm-up plus a month)")
+    first = calendar_of(universe)[warmup]
     trained = bundle.meta
-    if trained.get("source") == source and first <= pd.Timestamp(trained.get("train_end", "1900-01-01")):
-        print(f"nt-backtrader: warning: {source} from {first.date()} overlaps the bundle's training data "
-              f"({trained['train_start']} .. {trained['train_end']}): those returns are in-sample", file=sys.stderr)
+    overlap = set(universe) & set(trained.get("assets", [trained.get("source")]))
+    if overlap and first <= pd.Timestamp(trained.get("train_end", "1900-01-01")):
+        print(f"nt-backtrader: warning: {', '.join(sorted(overlap))} from {first.date()} overlaps the bundle's "
+              f"training data ({trained['train_start']} .. {trained['train_end']}): those returns are in-sample",
+              file=sys.stderr)
     params = {"bundle": bundle, "cash_buffer": config.backtest.cash_buffer}
-    result = backtest_from(frame, first, config, "neural-bundle", NeuralStrategy, params)
+    result = backtest_from(universe, first, config, "neural-bundle", NeuralStrategy, params)
     baselines = {}
     for name in CLASSICAL_STRATEGIES:
         trader = classical_trader(name, config)
-        baselines[name] = backtest_from(frame, first, config, name, trader.strategy, trader.params).summary()
-    return write_and_print(result, frame, config, out, source, baselines,
+        baselines[name] = backtest_from(universe, first, config, name, trader.strategy, trader.params).summary()
+    return write_and_print(result, universe, config, out, source, baselines,
                            extra={"bundle": str(args.bundle), "bundle_meta": trained})
 
 
-def backtest_from(frame, first, config: Config, name: str, strategy: type, params: dict):
-    """One run over `frame` trading from `first` on, as a WalkForwardResult so it reports like a walk-forward."""
+def backtest_from(universe, first, config: Config, name: str, strategy: type, params: dict):
+    """One run over `universe` trading from `first` on, as a WalkForwardResult so it reports like a walk-forward."""
     from .plugin import run_backtest
     from .walkforward import WalkForwardResult
 
     costs = config.backtest
-    run = run_backtest(frame, strategy, params, cash=costs.cash, commission_bps=costs.commission_bps,
+    run = run_backtest(universe, strategy, params, cash=costs.cash, commission_bps=costs.commission_bps,
                        slippage_bps=costs.slippage_bps, trade_from=first.date())
-    return WalkForwardResult(run.returns, run.equity, run.fills, run.orders, run.trades, history=[], strategy=name)
+    return WalkForwardResult(run.returns, run.equity, run.fills, run.orders, run.trades, history=[], strategy=name,
+                             weights=run.weights, contributions=run.contributions)
 
 
 def output_path(args: argparse.Namespace, default: Path, folder: bool = True) -> Path:
@@ -211,12 +261,13 @@ def output_path(args: argparse.Namespace, default: Path, folder: bool = True) ->
     return out
 
 
-def write_and_print(result, frame, config: Config, out: Path, source: str, baselines: dict, **report_args) -> int:
+def write_and_print(result, universe, config: Config, out: Path, source: str, baselines: dict,
+                    **report_args) -> int:
     """The report files and the console table of `run` and `backtest`: the strategy next to its baselines."""
     from .report import write_report
 
     table = {result.strategy: result.summary()} | baselines
-    write_report(result, frame, config, out, source, comparison=table, **report_args)
+    write_report(result, universe, config, out, source, comparison=table, **report_args)
     print_comparison(table, result.summary(), out)
     return 0
 

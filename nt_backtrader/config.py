@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import os
 import tomllib
 import types
 import typing
@@ -30,13 +31,31 @@ CHOICES = {"data.dataset": DATASETS, "strategy.name": STRATEGIES, "meta.classica
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "sp500"          # embedded arch data: sp500 | nasdaq
-    csv: str | None = None          # a CSV file instead of the embedded data
-    ticker: str | None = None       # a yfinance symbol instead (cached under cache_dir)
-    columns: dict[str, str] = field(default_factory=dict)  # our name -> the CSV's column name
-    start: str | None = None        # first date kept, YYYY-MM-DD
-    end: str | None = None          # last date kept, YYYY-MM-DD
+    """The universe: every file if any are named, else every ticker, else every embedded dataset."""
+    dataset: tuple[str, ...] = ("sp500",)   # embedded arch data: sp500 | nasdaq
+    csv: tuple[str, ...] = ()               # CSV files, one asset each, instead of the embedded data
+    csv_dir: str | None = None              # every *.csv in this folder too, sorted by name
+    tickers: tuple[str, ...] = ()           # yfinance symbols instead (cached under cache_dir)
+    columns: dict[str, str] = field(default_factory=dict)  # our name -> the CSVs' column name
+    start: str | None = None                # first date kept, YYYY-MM-DD
+    end: str | None = None                  # last date kept, YYYY-MM-DD
     cache_dir: str = "data_feeds/cache"
+
+    def __post_init__(self):
+        # One name is a universe of one: dataset="nasdaq" means ("nasdaq",) in code and in override().
+        for name in ("dataset", "csv", "tickers"):
+            object.__setattr__(self, name, _names(getattr(self, name)))
+        if isinstance(self.csv_dir, os.PathLike):
+            object.__setattr__(self, "csv_dir", os.fspath(self.csv_dir))
+
+
+def _names(value) -> tuple:
+    """A tuple of names from one name, a path, a list of them, or None (none)."""
+    if value is None:
+        return ()
+    if isinstance(value, (str, os.PathLike)):
+        value = (value,)
+    return tuple(os.fspath(v) if isinstance(v, os.PathLike) else v for v in value)
 
 
 @dataclass(frozen=True)
@@ -105,7 +124,8 @@ class SizingConfig:
     enabled: bool = True                 # False: the classical twin, a volatility-target fraction
     hidden: int = 16
     vol_target: float = 0.15             # annualised; the fraction the multiplier scales
-    max_fraction: float = 1.0
+    max_fraction: float = 1.0            # limit: the largest weight of one asset
+    max_gross: float = 1.0               # limit: gross exposure of the whole book
     max_multiplier: float = 2.0
     anchor: float = 5.0                  # keeps the mean multiplier near 1 (the vol target)
 
@@ -117,6 +137,7 @@ class RiskConfig:
     horizon: int = 21                    # bars a bracket may stay open in its training outcomes
     fixed_stop_atr: float = 2.0
     fixed_take_atr: float = 3.0
+    drawdown_brake: float = 0.0          # limit: beyond this drawdown of the book new entries are halved (0: off)
 
 
 @dataclass(frozen=True)
@@ -189,7 +210,8 @@ def _suggest(key: str, known: list[str]) -> str:
 
 
 def _coerce(value, typ, where: str):
-    """Check a TOML value against a field's annotation; ints are accepted where floats are."""
+    """Check a TOML value against a field's annotation; ints are accepted where floats are,
+    a string where a list of strings is."""
     origin = typing.get_origin(typ)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(typ)
@@ -205,6 +227,8 @@ def _coerce(value, typ, where: str):
                 errors.append(exc)
         raise errors[0]
     if origin is tuple:
+        if isinstance(value, str):  # `dataset = "nasdaq"` is a list of one
+            return (value,)
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"config key '{where}' must be a list of strings")
         return tuple(value)

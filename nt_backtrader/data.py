@@ -1,20 +1,23 @@
-"""load_ohlcv: embedded data, CSV files or a cached yfinance download -> one validated DataFrame.
+"""load_universe / load_ohlcv: embedded data, CSV files or cached yfinance downloads -> validated DataFrames.
 
-The result is indexed by date (strictly increasing, no duplicates) with float columns
+Each asset's frame is indexed by date (strictly increasing, no duplicates) with float columns
 open, high, low, close, volume. Where the source has an adjusted close, open/high/low/close
 are scaled by adj_close / close so that splits and dividends are not fake gaps.
-Every problem raises DataError naming the file, the row and what to do.
+Every problem raises DataError naming the asset's file, dataset or ticker, the row and what to do.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import io
 import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -30,27 +33,93 @@ ALIASES = {"adj close": "adj_close", "adjclose": "adj_close", "adj_close": "adj_
            "datetime": "date", "timestamp": "date", "time": "date", "vol": "volume"}
 
 
-def load_ohlcv(config: DataConfig | None = None, **overrides) -> pd.DataFrame:
-    """Load, validate, adjust and date-slice the source the config names.
+class Asset(NamedTuple):
+    name: str                          # the universe's key: dataset name, CSV file stem, upper-case ticker
+    source: str                        # how messages name it: "dataset sp500", the file path, "ticker SPY"
+    load: Callable[[], pd.DataFrame]   # the validated, adjusted, unsliced frame
 
-    Precedence: csv, then ticker, then the embedded dataset. Keyword overrides are fields
-    of DataConfig, e.g. load_ohlcv(dataset="nasdaq", start="2005-01-01").
+
+def load_universe(config: DataConfig | None = None, **overrides) -> dict[str, pd.DataFrame]:
+    """Every asset the config names, in order: asset name -> its validated, adjusted, date-sliced frame.
+
+    Precedence: files (csv, then csv_dir's), else tickers, else the embedded datasets. Keyword
+    overrides are fields of DataConfig, e.g. load_universe(dataset=("sp500", "nasdaq"), start="2005-01-01").
     """
-    cfg = DataConfig(**{**(vars(config) if config else {}), **overrides})
-    if cfg.csv:
-        frame = load_csv(cfg.csv, cfg.columns)
-    elif cfg.ticker:
-        frame = load_ticker(cfg.ticker, cfg.cache_dir)
+    cfg = data_config(config, **overrides)
+    return {asset.name: slice_dates(asset.load(), cfg.start, cfg.end, source=asset.source)
+            for asset in assets(cfg)}
+
+
+SINGLE = "data"  # the name of a lone DataFrame's asset, as backtrader names an unnamed feed
+
+
+def as_universe(frames) -> dict[str, pd.DataFrame]:
+    """A name -> frame mapping from a mapping, or from one DataFrame (named 'data')."""
+    return dict(frames) if isinstance(frames, Mapping) else {SINGLE: frames}
+
+
+def load_ohlcv(config: DataConfig | None = None, **overrides) -> pd.DataFrame:
+    """The one asset the config names, e.g. load_ohlcv(dataset="nasdaq"), load_ohlcv(csv="spx.csv"),
+    load_ohlcv(ticker="SPY"); a config with several assets raises DataError (use load_universe)."""
+    cfg = data_config(config, **overrides)
+    asset, *others = assets(cfg)
+    if others:
+        raise DataError(f"the data names {len(others) + 1} assets ({universe_name(cfg)}) where one is expected; "
+                        "give one source, or load them all with load_universe")
+    return slice_dates(asset.load(), cfg.start, cfg.end, source=asset.source)
+
+
+def data_config(config: DataConfig | None = None, **overrides) -> DataConfig:
+    """`config` with DataConfig fields replaced; `ticker=` is accepted as the one-symbol spelling of `tickers=`."""
+    if "ticker" in overrides:
+        overrides["tickers"] = overrides.pop("ticker")
+    return DataConfig(**{**(vars(config) if config else {}), **overrides})
+
+
+def assets(cfg: DataConfig) -> list[Asset]:
+    """The universe before anything is read; names are checked here so a clash fails before any loading."""
+    files = [Path(path) for path in cfg.csv] + (csv_files(cfg.csv_dir) if cfg.csv_dir else [])
+    if files:
+        found = [Asset(path.stem, str(path), functools.partial(load_csv, path, cfg.columns)) for path in files]
+    elif cfg.tickers:
+        found = [Asset(symbol.upper(), f"ticker {symbol.upper()}",
+                       functools.partial(load_ticker, symbol, cfg.cache_dir)) for symbol in cfg.tickers]
+    elif cfg.dataset:
+        found = [Asset(name, f"dataset {name}", functools.partial(load_embedded, name)) for name in cfg.dataset]
     else:
-        frame = load_embedded(cfg.dataset)
-    return slice_dates(frame, cfg.start, cfg.end, source=source_name(cfg))
+        raise DataError("no data source: give --dataset sp500|nasdaq, --csv FILE, --csv-dir DIR or --tickers SYMBOLS")
+    seen: dict[str, Asset] = {}
+    for asset in found:
+        if asset.name in seen:
+            raise DataError(f"two assets are named '{asset.name}' ({seen[asset.name].source} and {asset.source}): "
+                            "rename one of the files, or list each dataset and ticker once")
+        seen[asset.name] = asset
+    return found
 
 
-def source_name(cfg: DataConfig) -> str:
-    """Short name of the data source, used in run names and report titles."""
-    if cfg.csv:
-        return Path(cfg.csv).stem
-    return cfg.ticker.upper() if cfg.ticker else cfg.dataset
+def csv_files(folder: str | Path) -> list[Path]:
+    """Every *.csv in `folder`, sorted by name; hidden files (editor and macOS '._' copies) are not assets."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder; give --csv-dir a folder of CSV files, one per asset")
+    files = sorted((path for path in folder.iterdir() if path.suffix.lower() == ".csv"
+                    and not path.name.startswith(".") and path.is_file()), key=lambda path: path.name)
+    if not files:
+        raise DataError(f"{folder}: no *.csv files in this folder; put one CSV file per asset there")
+    return files
+
+
+def asset_names(cfg: DataConfig) -> list[str]:
+    return [asset.name for asset in assets(cfg)]
+
+
+def universe_name(cfg: DataConfig) -> str:
+    """Short name of the universe for run folders and report titles: 'sp500', 'sp500+nasdaq', 'AAPL+9more'."""
+    names = asset_names(cfg)
+    return "+".join(names) if len(names) <= 3 else f"{names[0]}+{len(names) - 1}more"
+
+
+source_name = universe_name  # the one-asset name it gives is the name runs and bundles have always used
 
 
 def load_embedded(name: str) -> pd.DataFrame:
@@ -67,7 +136,7 @@ def load_csv(path: str | Path, columns: dict[str, str] | None = None) -> pd.Data
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: no such file; give a CSV path, --dataset sp500|nasdaq or --ticker SYMBOL")
+        raise DataError(f"{path}: no such file; give a CSV path, --dataset sp500|nasdaq or --tickers SYMBOLS")
     try:
         raw = pd.read_csv(path, dtype=str, skipinitialspace=True, keep_default_na=False)  # keep "null" visible
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:

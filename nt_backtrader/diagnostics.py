@@ -29,20 +29,31 @@ def fixed_size_return(fills: pd.DataFrame, start_size: float, close: pd.Series) 
     return float((1.0 + held * close.pct_change().fillna(0.0)).prod() - 1.0)
 
 
-def neural_segment_metrics(result, horizon: int) -> dict:
+def neural_segment_metrics(result, windows: dict[str, pd.DataFrame], horizon: int) -> dict:
+    """Per segment: timing accuracy and fixed-size return (means over the assets), bracket hit
+    rates and what the sizer did (over every entry). `windows` are the assets' backtest frames."""
     strategy = result.strategy
-    n = len(result.returns)
-    close = pd.Series(_tail(strategy.data.close, n), index=result.returns.index)
+    first_test = result.returns.index[0]
+    accuracy, fixed = [], []
+    for data in strategy.datas:
+        window = windows[data._name]
+        close = window["close"].loc[window.index >= first_test]
+        bars = len(close)
+        if bars <= horizon:
+            continue
+        signal = strategy.signals[data]
+        accuracy.append(direction_accuracy(_tail(signal.p_long, bars), _tail(signal.p_short, bars),
+                                           close.to_numpy(), horizon))
+        fills = result.fills[result.fills["asset"] == data._name]
+        fixed.append(fixed_size_return(fills, strategy.carried(data).get("size", 0.0), close))
     info = strategy.diagnostics()
     exits = info["bracket_exits"]
     closed = exits["stop"] + exits["take"] + info["signal_exits"]
     sizing = np.array([(r.fraction, r.vol) for r in info["sizing"]]) if info["sizing"] else np.zeros((0, 2))
-    carry = strategy.p.carry or {}
     return {
-        "timing_accuracy": direction_accuracy(_tail(strategy.signal.p_long, n), _tail(strategy.signal.p_short, n),
-                                              close.to_numpy(), horizon),
+        "timing_accuracy": float(np.nanmean(accuracy)) if np.isfinite(accuracy).any() else float("nan"),
         "sized_return": float((1.0 + result.returns).prod() - 1.0),
-        "fixed_size_return": fixed_size_return(result.fills, carry.get("size", 0.0), close),
+        "fixed_size_return": float(np.mean(fixed)) if fixed else float("nan"),
         "stop_hit_rate": exits["stop"] / closed if closed else float("nan"),
         "take_hit_rate": exits["take"] / closed if closed else float("nan"),
         "n_entries": int(len(sizing)),

@@ -1,4 +1,5 @@
-"""Report files of a run: QuantStats tear-sheet, returns.csv, metrics.json, history.json, trades.csv.
+"""Report files of a run: QuantStats tear-sheet, returns.csv, metrics.json, history.json, trades.csv,
+positions.csv (date x asset weights), assets.csv (each asset's contribution) and weights.png.
 
 All files are written to a hidden staging folder first and moved into place only when every
 one of them is complete, so a failed run never leaves half a report behind.
@@ -19,13 +20,17 @@ import pandas as pd
 
 from . import metrics
 from .config import Config, to_toml
+from .data import as_universe
 
 TEARSHEET = "tearsheet.html"
+WEIGHTS_FIGURE = "weights.png"
 
 
-def benchmark_returns(frame: pd.DataFrame, dates: pd.DatetimeIndex) -> pd.Series:
-    """Buy-and-hold of the same asset on the same dates: close-to-close, no costs."""
-    return frame["close"].pct_change().reindex(dates).rename("benchmark")
+def benchmark_returns(universe, dates: pd.DatetimeIndex) -> pd.Series:
+    """Buy-and-hold of the same assets on the same dates, close-to-close, no costs: with several,
+    an equal weight in each asset that has a bar that day (rebalanced daily)."""
+    daily = pd.concat([frame["close"].pct_change() for frame in as_universe(universe).values()], axis=1)
+    return daily.reindex(dates).mean(axis=1).rename("benchmark")
 
 
 def _clean(value):
@@ -57,12 +62,13 @@ def write_tearsheet(returns: pd.Series, benchmark: pd.Series, path: Path, title:
     plt.close("all")
 
 
-def report_metrics(result, frame: pd.DataFrame, config: Config, source: str, extra: dict | None = None) -> dict:
-    bench = benchmark_returns(frame, result.returns.index)
-    return {"strategy": result.strategy, "source": source, **result.summary(),
+def report_metrics(result, universe, config: Config, source: str, extra: dict | None = None) -> dict:
+    bench = benchmark_returns(universe, result.returns.index)
+    per_asset = result.per_asset().to_dict(orient="index") if not result.contributions.empty else {}
+    return {"strategy": result.strategy, "source": source, "assets": per_asset, **result.summary(),
             "commission_bps": config.backtest.commission_bps, "slippage_bps": config.backtest.slippage_bps,
             "seed": config.seed,
-            "benchmark": {"name": "buy_hold close-to-close, no costs", "sharpe": metrics.sharpe(bench),
+            "benchmark": {"name": "equal-weight buy_hold close-to-close, no costs", "sharpe": metrics.sharpe(bench),
                           "cagr": metrics.cagr(bench), "max_drawdown": metrics.max_drawdown(bench)},
             **(extra or {})}
 
@@ -74,16 +80,45 @@ def comparison_frame(comparison: dict[str, dict]) -> pd.DataFrame:
     return table
 
 
-def summary_html(comparison: dict[str, dict] | None, figures: list[str]) -> str:
-    """The block put at the top of the tear-sheet: strategies side by side, then our figures."""
+def draw_weights(weights: pd.DataFrame, path: Path, source: str) -> None:
+    """Each asset's weight (position value / equity) over time, stacked; short weights below zero."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(12, 4))
+    long, short = weights.clip(lower=0.0), weights.clip(upper=0.0)
+    ax.stackplot(long.index, long.T.to_numpy(), labels=list(weights.columns), alpha=0.8)
+    if (short < 0).any().any():
+        ax.stackplot(short.index, short.T.to_numpy(), alpha=0.8)
+    ax.plot(weights.index, weights.abs().sum(axis=1), color="black", lw=0.6, label="gross")
+    ax.set_title(f"weights over time, out of sample ({source})")
+    ax.set_ylabel("position / equity")
+    ax.legend(loc="upper left", fontsize=8, ncol=min(6, len(weights.columns) + 1))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def html_table(title: str, headers: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{h}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<h3>{title}</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def summary_html(comparison: dict[str, dict] | None, figures: list[str], per_asset: pd.DataFrame | None = None) -> str:
+    """The block put at the top of the tear-sheet: strategies side by side, each asset's part, then our figures."""
     parts = ['<div id="nt_backtrader_summary">']
     if comparison:
-        rows = "".join(f"<tr><td>{name}</td><td>{s['sharpe']:.2f}</td><td>{s['cagr']:.1%}</td>"
-                       f"<td>{s['max_drawdown']:.1%}</td><td>{s['turnover']:.1f}x</td><td>{s['n_trades']}</td></tr>"
-                       for name, s in comparison.items())
-        parts.append("<h3>Out of sample, same dates, same costs</h3><table><thead><tr><th>strategy</th>"
-                     "<th>Sharpe</th><th>CAGR</th><th>max drawdown</th><th>turnover / yr</th><th>trades</th></tr>"
-                     f"</thead><tbody>{rows}</tbody></table>")
+        parts.append(html_table("Out of sample, same dates, same costs",
+                                ["strategy", "Sharpe", "CAGR", "max drawdown", "turnover / yr", "trades"],
+                                [[name, f"{s['sharpe']:.2f}", f"{s['cagr']:.1%}", f"{s['max_drawdown']:.1%}",
+                                  f"{s['turnover']:.1f}x", s["n_trades"]] for name, s in comparison.items()]))
+    if per_asset is not None:
+        parts.append(html_table("Per asset: contribution to the portfolio",
+                                ["asset", "summed daily return", "Sharpe of its part", "trades", "mean |weight|"],
+                                [[name, f"{r['return']:.1%}", f"{r['sharpe']:.2f}", int(r["n_trades"]),
+                                  f"{r['mean_weight']:.1%}"] for name, r in per_asset.iterrows()]))
     for name in figures:
         parts.append(f'<h3>{html.escape(name)}</h3><a href="{name}"><img src="{name}" alt="{name}"></a>')
     parts.append("<hr></div>")
@@ -97,7 +132,7 @@ def inject_summary(path: Path, block: str) -> None:
     path.write_text(page)
 
 
-def write_report(result, frame: pd.DataFrame, config: Config, out_dir: str | Path, source: str,
+def write_report(result, universe, config: Config, out_dir: str | Path, source: str,
                  extra: dict | None = None, figures: dict | None = None, tearsheet: bool = True,
                  comparison: dict[str, dict] | None = None) -> Path:
     """Write every report file of `result` into `out_dir`; returns the folder.
@@ -111,13 +146,17 @@ def write_report(result, frame: pd.DataFrame, config: Config, out_dir: str | Pat
     stage = Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
     done = False
     try:
-        bench = benchmark_returns(frame, result.returns.index)
+        bench = benchmark_returns(universe, result.returns.index)
         table = pd.DataFrame({"strategy": result.returns, "benchmark": bench})
         table.index.name = "date"
         (stage / "returns.csv").write_text(table.to_csv())
         (stage / "trades.csv").write_text(result.trades.to_csv(index=False))
         extra = (extra or {}) | ({"comparison": comparison} if comparison else {})
-        (stage / "metrics.json").write_text(dump_json(report_metrics(result, frame, config, source, extra)))
+        (stage / "metrics.json").write_text(dump_json(report_metrics(result, universe, config, source, extra)))
+        if not result.weights.empty:
+            (stage / "positions.csv").write_text(result.weights.to_csv())
+            (stage / "assets.csv").write_text(result.per_asset().to_csv())
+            figures = {WEIGHTS_FIGURE: lambda path: draw_weights(result.weights, path, source)} | (figures or {})
         if comparison:
             (stage / "comparison.csv").write_text(comparison_frame(comparison).to_csv())
         (stage / "history.json").write_text(dump_json(result.history))
@@ -127,7 +166,8 @@ def write_report(result, frame: pd.DataFrame, config: Config, out_dir: str | Pat
         if tearsheet:
             write_tearsheet(result.returns, bench, stage / TEARSHEET,
                             f"nt_backtrader {result.strategy} on {source} (walk-forward, out of sample)")
-            inject_summary(stage / TEARSHEET, summary_html(comparison, list(figures or {})))
+            per_asset = result.per_asset() if not result.weights.empty else None
+            inject_summary(stage / TEARSHEET, summary_html(comparison, list(figures or {}), per_asset))
         for item in sorted(stage.iterdir()):
             os.replace(item, out / item.name)
         done = True

@@ -19,6 +19,7 @@ from .errors import CheckpointError
 
 KIND = "nt_backtrader.checkpoint"
 TABLES = ("fills", "orders")
+WIDE_TABLES = ("weights", "contributions")  # date x asset
 
 
 def plain(value):
@@ -60,6 +61,13 @@ def payload_to_frame(payload: dict, columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(data, columns=columns)
 
 
+def wide_frame(payload: dict) -> pd.DataFrame:
+    """A date x asset table back from its payload (asset columns after the date)."""
+    if "date" not in payload:
+        return pd.DataFrame()
+    return payload_to_frame(payload, list(payload)).set_index("date")
+
+
 def series_to_payload(series: pd.Series) -> dict:
     return {"dates": torch.tensor(series.index.to_numpy().astype("datetime64[ns]").astype(np.int64)),
             "values": torch.tensor(series.to_numpy(dtype=float))}
@@ -79,7 +87,8 @@ def save(path: Path, config: Config, done: int, n_segments: int, carry: dict, re
     payload = {"format_version": FORMAT_VERSION, "kind": KIND, "config": config_key(config),
                "segments_done": done, "n_segments": n_segments, "carry": plain(carry),
                "returns": series_to_payload(returns), "equity": series_to_payload(equity),
-               "tables": {name: frame_to_payload(tables[name]) for name in TABLES},
+               "tables": {name: frame_to_payload(tables[name]) for name in TABLES}
+               | {name: frame_to_payload(tables[name].reset_index()) for name in WIDE_TABLES},
                "history": plain(history), "trader": plain(trader_state)}
     payload["sha256"] = digest(payload)
     atomic_torch_save(payload, path)
@@ -99,7 +108,8 @@ def load(path: Path, config: Config, n_segments: int, columns: dict[str, list[st
     return {"done": payload["segments_done"], "carry": payload["carry"],
             "returns": payload_to_series(payload["returns"], "returns"),
             "equity": payload_to_series(payload["equity"], "equity"),
-            "tables": {name: payload_to_frame(payload["tables"][name], columns[name]) for name in TABLES},
+            "tables": {name: payload_to_frame(payload["tables"][name], columns[name]) for name in TABLES}
+            | {name: wide_frame(payload["tables"][name]) for name in WIDE_TABLES},
             "history": payload["history"], "trader": payload["trader"]}
 
 

@@ -1,9 +1,10 @@
 """Traders: what the walk-forward asks of a strategy each segment.
 
-`fit(history, segment)` sees the bars before the end of the train window only (the segment
-says where the train window and its validation tail start) and returns the strategy params
-for the test window; `feedback(segment, result, window)` receives the realized test window
-afterwards; `state_dict()` is what a checkpoint keeps of the trader.
+`fit(train, segment, calendar)` sees every asset's bars before the end of the train window
+only (a name -> DataFrame mapping; the segment's positions in the walk-forward's calendar say
+where the train window and its validation tail start) and returns the strategy params for the
+test window; `feedback(segment, result, windows)` receives the realized test window of every
+asset afterwards; `state_dict()` is what a checkpoint keeps of the trader.
 Classical traders learn nothing; they are the baselines run through the same pipeline.
 """
 from __future__ import annotations
@@ -21,8 +22,8 @@ from .plugin import BuyHold, NeuralStrategy, SmaCross, Tsmom
 from .runtime import configure
 from .signals import CLASSICAL_LOOKBACK
 from .splits import Segment
-from .training.coordinator import Coordinator, Feedback
-from .training.samples import OHLCV
+from .training.coordinator import AssetFeedback, Coordinator, Feedback
+from .training.samples import OHLCV, AssetWindow
 
 @dataclass
 class ClassicalTrader:
@@ -31,10 +32,10 @@ class ClassicalTrader:
     params: dict = field(default_factory=dict)
     warmup_bars: int = 1  # bars the indicators need before the first decision (>= 1 to carry state)
 
-    def fit(self, history: pd.DataFrame, segment: Segment) -> dict:
+    def fit(self, train: dict[str, pd.DataFrame], segment: Segment, calendar: pd.DatetimeIndex) -> dict:
         return dict(self.params)
 
-    def feedback(self, segment: Segment, result, window: pd.DataFrame) -> dict:
+    def feedback(self, segment: Segment, result, windows: dict[str, pd.DataFrame]) -> dict:
         return {}
 
     def state_dict(self) -> dict:
@@ -78,20 +79,24 @@ class NeuralTrader:
                                CLASSICAL_LOOKBACK if config.meta.classical_members else 0)
         self.last_fit: dict = {}
 
-    def fit(self, history: pd.DataFrame, segment: Segment) -> dict:
-        arrays = {c: history[c].to_numpy() for c in OHLCV}
-        meta = {"source": self.source, "train_start": str(history.index[segment.train_start].date()),
-                "train_end": str(history.index[-1].date()), "segment": segment.index}
-        bundle, self.last_fit = self.coordinator.fit(arrays, segment.train_start, segment.val_start, segment.index,
-                                                     meta)
+    def fit(self, train: dict[str, pd.DataFrame], segment: Segment, calendar: pd.DatetimeIndex) -> dict:
+        first, val = calendar[segment.train_start], calendar[segment.val_start]
+        assets = {name: AssetWindow(arrays_of(frame), int(frame.index.searchsorted(first)),
+                                    int(frame.index.searchsorted(val))) for name, frame in train.items()}
+        meta = {"source": self.source, "assets": list(train), "train_start": str(first.date()),
+                "train_end": str(max(frame.index[-1] for frame in train.values()).date()), "segment": segment.index}
+        bundle, self.last_fit = self.coordinator.fit(assets, segment.index, meta)
         return {"bundle": bundle, "cash_buffer": self.config.backtest.cash_buffer}
 
-    def feedback(self, segment: Segment, result, window: pd.DataFrame) -> dict:
-        first_test = len(window) - len(result.returns)
-        feedback = Feedback({c: window[c].to_numpy() for c in OHLCV}, first_test, metrics.sharpe(result.returns),
-                            entries_of(result, window))
-        return self.last_fit | self.coordinator.feedback(feedback) | neural_segment_metrics(result,
-                                                                                           self.config.timing.horizon)
+    def feedback(self, segment: Segment, result, windows: dict[str, pd.DataFrame]) -> dict:
+        first_test = result.returns.index[0]
+        log = result.strategy.getsizer().log
+        assets = {name: AssetFeedback(arrays_of(window), int(window.index.searchsorted(first_test)),
+                                      entries_of(result, window, [r for r in log if r.asset == name], name))
+                  for name, window in windows.items()}
+        feedback = Feedback(assets, metrics.sharpe(result.returns))
+        return self.last_fit | self.coordinator.feedback(feedback) | neural_segment_metrics(
+            result, windows, self.config.timing.horizon)
 
     def state_dict(self) -> dict:
         return self.coordinator.state_dict()
@@ -100,11 +105,17 @@ class NeuralTrader:
         self.coordinator.load_state_dict(state)
 
 
-def entries_of(result, window: pd.DataFrame) -> np.ndarray:
-    """(n, 5) per opening order of the window: decision bar, direction, network fraction, twin
-    fraction, and the trade's return per unit invested (to its exit, or marked at the last close)."""
-    log = result.strategy.getsizer().log
-    exits = {row.entry_date: row.exit_price / row.entry_price - 1.0 for row in result.trades.itertuples()}
+def arrays_of(frame: pd.DataFrame) -> dict:
+    """The OHLCV columns and the dates of a frame as numpy arrays: what training reads."""
+    return {c: frame[c].to_numpy() for c in OHLCV} | {"dates": frame.index.to_numpy()}
+
+
+def entries_of(result, window: pd.DataFrame, log: list, asset: str) -> np.ndarray:
+    """(n, 5) per opening order of one asset in the window: decision bar, direction, network fraction,
+    twin fraction, and the trade's return per unit invested (to its exit, or marked at the last close)."""
+    trades = result.trades[result.trades["asset"] == asset]
+    exits = {row.entry_date: row.exit_price / row.entry_price - 1.0 for row in trades.itertuples()}
+    data = next(d for d in result.strategy.datas if d._name == asset)
     rows = []
     for record in log:
         bar = window.index.get_loc(pd.Timestamp(record.date))
@@ -113,7 +124,7 @@ def entries_of(result, window: pd.DataFrame) -> np.ndarray:
         entry_date = window.index[bar + 1]
         if entry_date in exits:
             change = exits[entry_date]
-        elif record is log[-1] and result.strategy.position.size:
+        elif record is log[-1] and result.strategy.getposition(data).size:
             change = window["close"].iloc[-1] / window["open"].iloc[bar + 1] - 1.0
         else:
             change = float("nan")  # not filled (margin) or closed by a later window: no outcome here

@@ -14,51 +14,100 @@ from tqdm.auto import tqdm
 
 from . import metrics, run_state
 from .config import CLASSICAL_STRATEGIES, Config, override
-from .data import require_bars
+from .data import as_universe, require_bars
 from .errors import CheckpointError
 from .plugin import run_backtest
 from .plugin.analyzer import FILL_TABLE, ORDER_COLUMNS
 from .splits import Segment, bars_needed, split
-from .trades import round_trips
+from .trades import round_trips_by_asset
 from .traders import make_trader
 
 
 @dataclass
 class WalkForwardResult:
-    returns: pd.Series          # stitched daily out-of-sample returns
+    returns: pd.Series          # stitched daily out-of-sample returns of the portfolio
     equity: pd.Series           # account value at each out-of-sample close
     fills: pd.DataFrame
     orders: pd.DataFrame
-    trades: pd.DataFrame        # round trips over the stitched fills
+    trades: pd.DataFrame        # round trips over the stitched fills, with their asset
     history: list[dict] = field(default_factory=list)  # one row per segment
     strategy: str = ""
+    weights: pd.DataFrame = field(default_factory=pd.DataFrame)        # date x asset: position / equity
+    contributions: pd.DataFrame = field(default_factory=pd.DataFrame)  # date x asset: part of each day's return
 
     def summary(self) -> dict:
         return metrics.summary(self.returns, self.fills, self.equity, len(self.trades)) | {
             "n_segments": len(self.history)}
 
+    def per_asset(self) -> pd.DataFrame:
+        """Each asset's contribution: summed daily return, its Sharpe, trades, mean absolute weight."""
+        rows = {}
+        for name in self.contributions.columns:
+            part = self.contributions[name]
+            rows[name] = {"return": float(part.sum()), "sharpe": metrics.sharpe(part),
+                          "n_trades": int((self.trades["asset"] == name).sum()),
+                          "mean_weight": float(self.weights[name].abs().mean())}
+        table = pd.DataFrame(rows).T
+        table.index.name = "asset"
+        return table
 
-def segments_for(frame: pd.DataFrame, config: Config) -> list[Segment]:
-    require_bars(frame, bars_needed(config.walkforward),
+
+def calendar_of(universe: dict[str, pd.DataFrame]) -> pd.DatetimeIndex:
+    """Every date on which at least one asset has a bar: the walk-forward's clock."""
+    dates = next(iter(universe.values())).index
+    for frame in list(universe.values())[1:]:
+        dates = dates.union(frame.index)
+    return pd.DatetimeIndex(dates, name="date")
+
+
+def segments_for(universe, config: Config) -> list[Segment]:
+    calendar = calendar_of(as_universe(universe))
+    require_bars(pd.DataFrame(index=calendar), bars_needed(config.walkforward),
                  f"the walk-forward (train_bars {config.walkforward.train_bars} + purge_bars "
                  f"{config.walkforward.purge_bars} + test_bars {config.walkforward.test_bars})")
-    return split(len(frame), config.walkforward)
+    return split(len(calendar), config.walkforward)
 
 
-def walk_forward(frame: pd.DataFrame, config: Config, trader=None, progress: bool = True,
+def train_frames(universe: dict, end: pd.Timestamp) -> dict[str, pd.DataFrame]:
+    """Every asset's bars before `end` (the end of the train window); assets with none are left out."""
+    out = {name: frame.loc[frame.index < end] for name, frame in universe.items()}
+    return {name: frame for name, frame in out.items() if len(frame)}
+
+
+def test_frames(universe: dict, start: pd.Timestamp, end: pd.Timestamp, warmup: int,
+                calendar_bars: int) -> dict[str, pd.DataFrame]:
+    """Every asset's bars in [start, end), preceded by `warmup` of its own bars.
+
+    An asset joins the first test window before which it has those warm-up bars (or as many as
+    the calendar has, `calendar_bars`: an asset that starts with the calendar is always in), so
+    it trades from that window's first bar on; until then it is left out.
+    """
+    out = {}
+    for name, frame in universe.items():
+        first, last = frame.index.searchsorted(start), frame.index.searchsorted(end)
+        if last > first and first >= min(warmup, calendar_bars):
+            out[name] = frame.iloc[first - min(warmup, first):last]
+    return out
+
+
+def walk_forward(universe, config: Config, trader=None, progress: bool = True,
                  checkpoint: str | Path | None = None, resume: bool = False) -> WalkForwardResult:
-    """Run `trader` (default: the config's strategy) over every segment of `frame`.
+    """Run `trader` (default: the config's strategy) over every segment of `universe`: one
+    DataFrame, or a mapping asset name -> DataFrame, each on its own calendar.
 
     With `checkpoint`, the state after every segment is saved there (atomically); with
     `resume`, the run continues from that file and ends exactly as an uninterrupted one.
     """
+    universe = as_universe(universe)
+    calendar = calendar_of(universe)
     trader = trader or make_trader(config)
-    segments = segments_for(frame, config)
+    segments = segments_for(universe, config)
     warmup = max(config.walkforward.warmup_bars, trader.warmup_bars, 1)
     costs = config.backtest
     state = {"done": 0, "carry": None, "returns": pd.Series(dtype=float, name="returns"),
              "equity": pd.Series(dtype=float, name="equity"),
-             "tables": {"fills": empty_table(FILL_TABLE), "orders": empty_table(ORDER_COLUMNS)}, "history": []}
+             "tables": {"fills": empty_table(FILL_TABLE), "orders": empty_table(ORDER_COLUMNS),
+                        "weights": pd.DataFrame(), "contributions": pd.DataFrame()}, "history": []}
     if resume:
         if checkpoint is None or not Path(checkpoint).is_file():
             raise CheckpointError(f"no checkpoint at {checkpoint} to resume from: run without --resume")
@@ -71,17 +120,20 @@ def walk_forward(frame: pd.DataFrame, config: Config, trader=None, progress: boo
     bar = tqdm(segments, desc=f"walk-forward {trader.name}", unit="segment", disable=None if progress else True,
                leave=False, initial=state["done"])
     for seg in segments[state["done"]:]:
-        params = trader.fit(frame.iloc[:seg.train_end], seg)  # nothing at or after train_end
-        window = frame.iloc[max(0, seg.test_start - warmup):seg.test_end]
-        result = run_backtest(window, trader.strategy, params, cash=costs.cash,
+        test_start, test_end = calendar[seg.test_start], calendar[seg.test_end - 1] + pd.Timedelta(days=1)
+        # nothing at or after the end of the train window
+        params = trader.fit(train_frames(universe, calendar[seg.train_end]), seg, calendar)
+        windows = test_frames(universe, test_start, test_end, warmup, seg.test_start)
+        result = run_backtest(windows, trader.strategy, params, cash=costs.cash,
                               commission_bps=costs.commission_bps, slippage_bps=costs.slippage_bps,
-                              trade_from=frame.index[seg.test_start].date(), carry=carry)
+                              trade_from=test_start.date(), carry=carry)
         carry = result.carry
         returns.append(result.returns)
         equity.append(result.equity)
-        tables = {"fills": concat(tables["fills"], result.fills), "orders": concat(tables["orders"], result.orders)}
-        learned = trader.feedback(seg, result, window)
-        history.append(seg.describe(frame.index) | segment_metrics(result) | learned)
+        tables = {name: concat(tables[name], getattr(result, name)) for name in ("fills", "orders")} | {
+            name: stack(tables[name], getattr(result, name)) for name in ("weights", "contributions")}
+        learned = trader.feedback(seg, result, windows)
+        history.append(seg.describe(calendar) | segment_metrics(result) | learned)
         if checkpoint is not None:
             run_state.save(Path(checkpoint), config, seg.index + 1, len(segments), carry, stitch(returns),
                            stitch(equity), tables, history, trader.state_dict())
@@ -90,8 +142,15 @@ def walk_forward(frame: pd.DataFrame, config: Config, trader=None, progress: boo
     bar.close()
     stitched = stitch(returns).rename("returns")
     return WalkForwardResult(returns=stitched, equity=stitch(equity).rename("equity"), fills=tables["fills"],
-                             orders=tables["orders"], trades=round_trips(tables["fills"], stitched.index),
-                             history=history, strategy=trader.name)
+                             orders=tables["orders"],
+                             trades=round_trips_by_asset(tables["fills"], calendar),
+                             history=history, strategy=trader.name, weights=tables["weights"],
+                             contributions=tables["contributions"])
+
+
+def stack(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """Date x asset tables one under the other; an asset absent from a window holds 0 there."""
+    return new.copy() if old.empty else pd.concat([old, new]).fillna(0.0)
 
 
 def stitch(parts: list[pd.Series]) -> pd.Series:
@@ -99,7 +158,7 @@ def stitch(parts: list[pd.Series]) -> pd.Series:
 
 
 def empty_table(columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="datetime64[ns]" if c == "date" else (object if c == "type" else float))
+    return pd.DataFrame({c: pd.Series(dtype="datetime64[ns]" if c == "date" else (str if c in ("type", "asset") else float))
                          for c in columns})
 
 

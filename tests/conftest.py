@@ -123,11 +123,12 @@ def tiny_config() -> Config:
 @pytest.fixture(scope="session")
 def tiny_bundle(sp500):
     """A tiny bundle trained on 2004-2009, for backtests from 2010 on."""
+    from nt_backtrader.traders import arrays_of
     from nt_backtrader.training.coordinator import Coordinator
+    from nt_backtrader.training.samples import AssetWindow
 
     history = sp500.loc["2004":"2009"]
-    arrays = {c: history[c].to_numpy() for c in ("open", "high", "low", "close", "volume")}
     coordinator = Coordinator(override(Config(), **TINY))
-    bundle, _ = coordinator.fit(arrays, 0, int(len(history) * 0.8), segment=0,
+    bundle, _ = coordinator.fit({"sp500": AssetWindow(arrays_of(history), 0, int(len(history) * 0.8))}, segment=0,
                                 meta={"source": "sp500", "train_start": "2004-01-02", "train_end": "2009-12-31"})
     return bundle

@@ -31,8 +31,9 @@ def test_run_writes_tearsheet_returns_and_metrics(tmp_path, capsys):
     code, stdout, _ = run_cli(["run", "--strategy", "sma_cross", "--start", "2010-01-01", "--end", "2013-12-31",
                                "--config", str(tmp_path / "small.toml"), "--out", str(out), "--quiet"], capsys)
     assert code == 0 and "tearsheet.html" in stdout and "tsmom" in stdout
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "comparison.csv", "config.toml", "history.json",
-                                                     "metrics.json", "returns.csv", "tearsheet.html", "trades.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["assets.csv", "checkpoint.pt", "comparison.csv", "config.toml",
+                                                     "history.json", "metrics.json", "positions.csv", "returns.csv",
+                                                     "tearsheet.html", "trades.csv", "weights.png"]
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("sharpe", "cagr", "max_drawdown", "psr", "turnover", "n_trades", "n_segments", "start", "end"):
         assert key in metrics
@@ -107,8 +108,9 @@ def test_train_then_backtest_on_other_data(tmp_path, capsys):
                                     "2009-01-01", "--end", "2011-12-31", "--out", str(out), "--quiet"], capsys)
     assert code == 0 and "in-sample" not in stderr
     # the same report files as `run`, less the walk-forward's resume checkpoint
-    assert sorted(p.name for p in out.iterdir()) == ["comparison.csv", "config.toml", "history.json", "metrics.json",
-                                                     "returns.csv", "tearsheet.html", "trades.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["assets.csv", "comparison.csv", "config.toml", "history.json",
+                                                     "metrics.json", "positions.csv", "returns.csv", "tearsheet.html",
+                                                     "trades.csv", "weights.png"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_days"] > 500
     comparison = pd.read_csv(out / "comparison.csv", index_col="strategy")

@@ -15,6 +15,25 @@ def test_toml_round_trip(tmp_path):
     assert load_config(path) == config
 
 
+def test_toml_round_trip_of_a_universe(tmp_path):
+    path = tmp_path / "exp.toml"
+    for data in ({"data.dataset": ("sp500", "nasdaq")}, {"data.dataset": (), "data.csv": ("a.csv", "b.csv")},
+                 {"data.csv_dir": "prices", "data.tickers": ("SPY", "TLT")}):
+        config = override(Config(), **data)
+        path.write_text(to_toml(config))
+        assert load_config(path) == config
+
+
+def test_one_name_is_a_list_of_one(tmp_path):
+    assert override(Config(), **{"data.dataset": "nasdaq"}).data.dataset == ("nasdaq",)
+    assert override(Config(), **{"data.csv": tmp_path / "a.csv"}).data.csv == (str(tmp_path / "a.csv"),)
+    path = tmp_path / "exp.toml"
+    path.write_text('[data]\ndataset = "nasdaq"\ncsv = "a.csv"\n\n[meta]\nclassical_members = "sma"\n')
+    config = load_config(path)
+    assert config.data.dataset == ("nasdaq",) and config.data.csv == ("a.csv",)
+    assert config.meta.classical_members == ("sma",)
+
+
 def test_unknown_key_suggests_the_closest(tmp_path):
     path = tmp_path / "exp.toml"
     path.write_text("[backtest]\ncomission_bps = 2\n")

@@ -122,12 +122,13 @@ def test_tuner_learns_which_learning_rates_validate_better():
 
 
 def test_the_tuner_reads_how_its_chosen_candidate_did_on_the_validation_tail(slice_2004_2008):
+    from nt_backtrader.traders import arrays_of
     from nt_backtrader.training.coordinator import Coordinator
+    from nt_backtrader.training.samples import AssetWindow
 
     coordinator = Coordinator(override(Config(), **TINY))
-    arrays = {c: slice_2004_2008[c].to_numpy() for c in ("open", "high", "low", "close", "volume")}
     before = coordinator.tuner.state(0.2)
-    _, info = coordinator.fit(arrays, 0, 600, segment=0)
+    _, info = coordinator.fit({"sp500": AssetWindow(arrays_of(slice_2004_2008), 0, 600)}, segment=0)
     last = coordinator.tuner.last
     assert last["val_sharpe"] == info["val_sharpes"]["neural_1"] and last["val_loss"] == info["timing_val_loss"]
     assert last["val_accuracy"] == info["timing_val_accuracy"]

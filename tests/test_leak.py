@@ -31,11 +31,11 @@ class SpyTrader:
         self.name, self.strategy, self.warmup_bars = "spy", self.inner.strategy, self.inner.warmup_bars
         self.seen = []
 
-    def fit(self, history, segment):
-        self.seen.append((history.index[-1], segment))
-        return self.inner.fit(history, segment)
+    def fit(self, train, segment, calendar):
+        self.seen.append((max(frame.index[-1] for frame in train.values()), segment))
+        return self.inner.fit(train, segment, calendar)
 
-    def feedback(self, segment, result, window):
+    def feedback(self, segment, result, windows):
         return {}
 
 

@@ -84,7 +84,7 @@ def test_segments_with_carried_state_equal_one_continuous_run(sp500, active_bund
         part = run_backtest(frame.iloc[a - warmup:b], NeuralStrategy, {"bundle": active_bundle},
                             trade_from=frame.index[a].date(), carry=carry)
         carry, parts = part.carry, parts + [part]
-    assert any(p.carry["levels"] for p in parts[:-1])  # some seam was crossed with live brackets
+    assert any(p.carry["assets"]["data"]["levels"] for p in parts[:-1])  # some seam was crossed with live brackets
     pd.testing.assert_series_equal(pd.concat([p.returns for p in parts]), one.returns, check_exact=True)
     pd.testing.assert_frame_equal(pd.concat([p.fills for p in parts], ignore_index=True), one.fills,
                                   check_exact=True)

@@ -1,38 +1,45 @@
 """PnLFeedback: records what a run did, for the walk-forward and the learners; never trains.
 
-Per bar the account value; per order the decision (when and how much) and the fill.
-get_analysis() gives daily returns of the trading bars, fills, orders and round trips.
+Per bar the account value and each feed's position and close; per order the decision (when,
+which feed, how much) and the fill. get_analysis() gives daily returns of the trading bars,
+fills, orders, round trips (per feed), each feed's weight in the book and its contribution
+to the daily return.
 """
 from __future__ import annotations
 
 import backtrader as bt
+import numpy as np
 import pandas as pd
 
-from ..trades import FILL_COLUMNS, round_trips
+from ..trades import FILL_COLUMNS, contributions, round_trips_by_asset
 
-ORDER_COLUMNS = ["date", "size", "type", "price"]
+ORDER_COLUMNS = ["date", "asset", "size", "type", "price"]
 FILL_TABLE = FILL_COLUMNS + ["type"]  # the order type that filled: Market, Stop, Limit
 
 
 class PnLFeedback(bt.Analyzer):
     params = (
         ("trade_from", None),  # datetime.date: returns and orders start here
-        ("opening", None),     # (date, size, price) of a position carried in, for the round trips
+        ("openings", None),    # {feed name: (date, size, price)} of positions carried in, for the round trips
     )
 
     def start(self):
-        self.dates, self.values, self.fills, self.orders = [], [], [], []
+        self.dates, self.values, self.sizes, self.closes, self.fills, self.orders = [], [], [], [], [], []
         self._filled = {}  # order ref -> (size, cost, commission) already recorded
 
     def next(self):
-        self.dates.append(self.data.datetime[0])  # backtrader's float date; converted once at the end
-        self.values.append(self.strategy.broker.getvalue())
+        strategy = self.strategy
+        self.dates.append(strategy.datetime[0])  # the run's clock: feeds may lack a bar today
+        self.values.append(strategy.broker.getvalue())
+        self.sizes.append([strategy.getposition(d).size for d in strategy.datas])
+        self.closes.append([d.close[0] if len(d) else np.nan for d in strategy.datas])
 
     def notify_order(self, order):
         if order.status == order.Submitted:
             created = bt.num2date(order.created.dt).date()
             if self.p.trade_from is None or created >= self.p.trade_from:
-                self.orders.append((created, order.created.size, order.getordername(), order.created.price))
+                self.orders.append((created, order.data._name, order.created.size, order.getordername(),
+                                    order.created.price))
         elif order.executed.size:
             self._record_fill(order)
 
@@ -44,7 +51,7 @@ class PnLFeedback(bt.Analyzer):
             return
         self._filled[order.ref] = (ex.size, ex.size * ex.price, ex.comm)
         new_size = ex.size - size
-        self.fills.append((bt.num2date(ex.dt).date(), new_size, (ex.size * ex.price - cost) / new_size,
+        self.fills.append((bt.num2date(ex.dt).date(), order.data._name, new_size, (ex.size * ex.price - cost) / new_size,
                            ex.comm - comm, order.getordername()))
 
     def stop(self):
@@ -56,15 +63,22 @@ class PnLFeedback(bt.Analyzer):
 
     def _analyse(self) -> dict:
         dates = pd.DatetimeIndex([bt.num2date(d).date() for d in self.dates], name="date")
+        names = [d._name for d in self.strategy.datas]
         values = pd.Series(self.values, index=dates, dtype=float)
         # The first trading bar's return is measured from the bar before it (the last warm-up
         # bar), or from the starting cash when there is none.
         previous = values.shift(1).fillna(self.strategy.broker.startingcash)
-        trading = dates >= pd.Timestamp(self.p.trade_from) if self.p.trade_from else slice(None)
+        trading = dates >= pd.Timestamp(self.p.trade_from) if self.p.trade_from else np.ones(len(dates), bool)
         returns = (values / previous - 1.0)[trading]
         fills = pd.DataFrame(self.fills, columns=FILL_TABLE).astype(
-            {"date": "datetime64[ns]", "size": float, "price": float, "commission": float, "type": str})
+            {"date": "datetime64[ns]", "asset": str, "size": float, "price": float, "commission": float, "type": str})
         orders = pd.DataFrame(self.orders, columns=ORDER_COLUMNS).astype(
-            {"date": "datetime64[ns]", "size": float, "type": str, "price": float})
+            {"date": "datetime64[ns]", "asset": str, "size": float, "type": str, "price": float})
+        sizes = pd.DataFrame(np.asarray(self.sizes, dtype=float).reshape(-1, len(names)), index=dates, columns=names)
+        closes = pd.DataFrame(np.asarray(self.closes, dtype=float).reshape(-1, len(names)), index=dates,
+                              columns=names)
+        weights = (sizes * closes.fillna(0.0)).div(values, axis=0)
         return {"returns": returns.rename("returns"), "equity": values[trading].rename("equity"),
-                "fills": fills, "orders": orders, "trades": round_trips(fills, dates, self.p.opening)}
+                "fills": fills, "orders": orders, "weights": weights[trading],
+                "contributions": contributions(sizes, closes, fills, previous)[trading],
+                "trades": round_trips_by_asset(fills, dates, self.p.openings or {})}

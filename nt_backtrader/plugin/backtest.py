@@ -1,4 +1,4 @@
-"""One backtrader run of one strategy over one frame: the unit the walk-forward repeats."""
+"""One backtrader run of one strategy over one universe: the unit the walk-forward repeats."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,36 +7,41 @@ from dataclasses import dataclass
 import backtrader as bt
 import pandas as pd
 
+from ..data import as_universe
 from .analyzer import PnLFeedback
 from .feeds import configure_broker, frame_feed
-
 
 @dataclass
 class BacktestResult:
     returns: pd.Series      # daily returns of the trading bars
     equity: pd.Series       # account value at each trading bar's close
-    fills: pd.DataFrame     # date, size (signed), price, commission
-    orders: pd.DataFrame    # date decided, size (signed), type, price
+    fills: pd.DataFrame     # date, asset, size (signed), price, commission, type
+    orders: pd.DataFrame    # date decided, asset, size (signed), type, price
     trades: pd.DataFrame    # round trips closed in this run (a carried-in position included)
-    carry: dict             # state for the next segment's run (TargetStrategy.carry_out)
+    weights: pd.DataFrame   # date x asset: position value / equity at each trading bar's close
+    contributions: pd.DataFrame  # date x asset: each asset's part of the daily return
+    carry: dict             # state for the next segment's run (SegmentStrategy.carry_out)
     strategy: bt.Strategy   # the finished strategy, for diagnostics
 
 
-def run_backtest(frame: pd.DataFrame, strategy: type[bt.Strategy], params: dict | None = None, *,
+def run_backtest(frames, strategy: type[bt.Strategy], params: dict | None = None, *,
                  cash: float = 100_000.0, commission_bps: float = 1.0, slippage_bps: float = 1.0,
                  trade_from: dt.date | None = None, carry: dict | None = None, runonce: bool = True) -> BacktestResult:
-    """Run `strategy` over `frame`; bars before `trade_from` are warm-up; `carry` resumes a run.
+    """Run `strategy` over one feed per asset of `frames` (a DataFrame or a name -> DataFrame mapping);
+    bars before `trade_from` are warm-up; `carry` resumes a run.
 
     runonce=False makes backtrader (and NeuralSignal) work bar by bar instead of in batches.
     """
     cerebro = bt.Cerebro(stdstats=False, runonce=runonce)
-    cerebro.adddata(frame_feed(frame))
+    for name, frame in as_universe(frames).items():
+        cerebro.adddata(frame_feed(frame, name))
     configure_broker(cerebro.broker, carry["cash"] if carry else cash, commission_bps, slippage_bps)
     cerebro.addstrategy(strategy, trade_from=trade_from, carry=carry, **(params or {}))
-    opening = (carry["date"], carry["size"], carry["price"]) if carry else None
-    cerebro.addanalyzer(PnLFeedback, _name="pnl", trade_from=trade_from, opening=opening)
+    openings = {name: (carry["date"], held["size"], held["price"])
+                for name, held in (carry or {}).get("assets", {}).items() if held["size"]}
+    cerebro.addanalyzer(PnLFeedback, _name="pnl", trade_from=trade_from, openings=openings)
     (strat,) = cerebro.run(maxcpus=1)
     report = strat.analyzers.pnl.get_analysis()
     carry_out = getattr(strat, "carry_out", None)
     return BacktestResult(report["returns"], report["equity"], report["fills"], report["orders"], report["trades"],
-                          carry_out() if carry_out else {}, strat)
+                          report["weights"], report["contributions"], carry_out() if carry_out else {}, strat)

@@ -1,9 +1,13 @@
-"""The bases of our strategies: walk-forward plumbing, and trading toward a target exposure.
+"""The bases of our strategies: walk-forward plumbing, and trading each feed toward a target exposure.
+
+Every strategy here trades every data feed of the cerebro (one feed is the special case).
+Feeds keep their own calendars: a feed is decided on only at the bars it has, and one that has
+not started yet is left alone; nothing is forward-filled.
 
 SegmentStrategy adds two things to bt.Strategy that walk-forward needs and plain scripts ignore:
 - `trade_from`: bars before this date are warm-up: indicators run, no order is placed;
-- `carry`: the state a previous segment ended with (cash, position, orders still pending),
-  so that a walk-forward of K backtrader runs equals one continuous run.
+- `carry`: the state a previous segment ended with (cash, and per feed the position and orders
+  still pending), so that a walk-forward of K backtrader runs equals one continuous run.
 """
 from __future__ import annotations
 
@@ -24,31 +28,48 @@ class SegmentStrategy(bt.Strategy):
         trade_from = self.p.trade_from
         self._trade_from = bt.date2num(dt.datetime.combine(trade_from, dt.time())) if trade_from else None
         carry = self.p.carry
-        if carry:
-            # The carried position is in place from the first bar, so the equity on the last
-            # warm-up bar (the previous run's last bar) equals the previous run's final equity.
-            position = bt.Position(carry["size"], carry["price"])
-            position.datetime = dt.datetime.fromisoformat(carry["date"])  # read by short-interest code
-            self.broker.positions[self.data] = position
+        self._resume_at = bt.date2num(dt.datetime.fromisoformat(carry["date"])) if carry else None
+        for data in self.datas:
+            held = self.carried(data)
+            if held.get("size"):
+                # The carried position is in place from the first bar, so the equity on the last
+                # warm-up bar (the previous run's last bar) equals the previous run's final equity.
+                position = bt.Position(held["size"], held["price"])
+                position.datetime = dt.datetime.fromisoformat(carry["date"])  # read by short-interest code
+                self.broker.positions[data] = position
+
+    def carried(self, data) -> dict:
+        """What the previous segment's run left for this feed (empty when nothing)."""
+        return (self.p.carry or {}).get("assets", {}).get(data._name, {})
 
     def warming_up(self) -> bool:
-        return self._trade_from is not None and self.data.datetime[0] < self._trade_from
+        return self._trade_from is not None and self.datetime[0] < self._trade_from
+
+    def has_bar(self, data) -> bool:
+        """The feed has a bar at the current time (feeds on other calendars are skipped, never filled)."""
+        return len(data) > 0 and data.datetime[0] == self.datetime[0]
 
     def carry_out(self) -> dict:
         """Plain numbers that let the next segment's run continue where this one stopped."""
-        return {"date": self.data.datetime.date(0).isoformat(), "cash": self.broker.getcash(),
-                "size": self.position.size, "price": self.position.price}
+        return {"date": self.datetime.date(0).isoformat(), "cash": self.broker.getcash(),
+                "assets": {data._name: self.asset_carry(data) for data in self.datas}}
 
-    def resume(self, carry: dict) -> None:
-        """Re-send what the previous run left pending; called on the bar that run ended."""
+    def asset_carry(self, data) -> dict:
+        position = self.getposition(data)
+        return {"size": position.size, "price": position.price}
+
+    def resume(self, data, held: dict) -> None:
+        """Re-send what the previous run left pending on this feed; called on the bar that run ended."""
 
     def prenext(self):
-        self._maybe_resume()
+        # Feeds join at their own start: one that is still warming up must not hold the others back.
+        self.next()
 
-    def _maybe_resume(self):
-        carry = self.p.carry
-        if carry and self.data.datetime.date(0) == dt.date.fromisoformat(carry["date"]):
-            self.resume(carry)
+    def maybe_resume(self) -> None:
+        if self._resume_at is not None and self.datetime[0] == self._resume_at:
+            self._resume_at = None
+            for data in self.datas:
+                self.resume(data, self.carried(data))
 
     @staticmethod
     def same_order(order, mine) -> bool:
@@ -57,55 +78,72 @@ class SegmentStrategy(bt.Strategy):
 
 
 class TargetStrategy(SegmentStrategy):
-    """Trades toward a target exposure (position value / equity) decided on each close."""
+    """Trades each feed toward a target exposure (position value / equity) decided on its close.
 
-    params = (("rebalance_band", 0.0),)  # re-trade only when the target moves further than this
+    With several feeds each one's target is scaled by `asset_weight` (default 1 / number of
+    feeds): an equal split of the capital, as the portfolio baselines of the literature do.
+    """
+
+    params = (
+        ("rebalance_band", 0.0),  # re-trade only when the target moves further than this
+        ("asset_weight", None),   # scale of each feed's target; None: 1 / number of feeds
+    )
 
     def __init__(self):
-        self.last_target = None   # exposure last ordered; None forces the next order
-        self.order = None         # at most one pending order of our own
+        self.last_target = {data: None for data in self.datas}  # exposure last ordered; None forces an order
+        self.orders = {data: None for data in self.datas}       # at most one pending order of our own per feed
 
-    def target(self) -> float | None:
-        """Wanted exposure decided on this bar's close; None = no view."""
+    @property
+    def weight(self) -> float:
+        return self.p.asset_weight if self.p.asset_weight is not None else 1.0 / len(self.datas)
+
+    def target(self, data) -> float | None:
+        """Wanted exposure of one feed decided on this bar's close, before the asset weight; None = no view."""
         raise NotImplementedError
 
     def start(self):
         super().start()
-        if self.p.carry:
-            self.last_target = self.p.carry["last_target"]
+        for data in self.datas:
+            self.last_target[data] = self.carried(data).get("last_target")
 
-    def carry_out(self) -> dict:
-        pending = [self.order.executed.remsize] if self.order is not None and self.order.alive() else []
-        return super().carry_out() | {"last_target": self.last_target, "pending": pending}
+    def asset_carry(self, data) -> dict:
+        order = self.orders[data]
+        pending = [order.executed.remsize] if order is not None and order.alive() else []
+        return super().asset_carry(data) | {"last_target": self.last_target[data], "pending": pending}
 
-    def resume(self, carry: dict) -> None:
-        for size in carry["pending"]:
-            self.order = self.buy(size=size) if size > 0 else self.sell(size=-size)
+    def resume(self, data, held: dict) -> None:
+        for size in held.get("pending", []):
+            self.orders[data] = self.buy(data=data, size=size) if size > 0 else self.sell(data=data, size=-size)
 
     def next(self):
         if self.warming_up():
-            self._maybe_resume()
+            self.maybe_resume()
             return
-        target = self.target()
-        if target is None or self.order is not None:
-            return
-        if self.last_target is not None and abs(target - self.last_target) <= self.p.rebalance_band:
-            return
-        self.order_exposure(target)
+        for data in self.datas:
+            if not self.has_bar(data) or self.orders[data] is not None:
+                continue
+            target = self.target(data)
+            if target is None or target != target:  # no view, or indicators still warming up (NaN)
+                continue
+            target *= self.weight
+            last = self.last_target[data]
+            if last is not None and abs(target - last) <= self.p.rebalance_band * self.weight:
+                continue
+            self.order_exposure(data, target)
 
-    def order_exposure(self, target: float) -> None:
-        """Order the size that makes position value = target x equity at this close."""
+    def order_exposure(self, data, target: float) -> None:
+        """Order the size that makes this feed's position value = target x equity at this close."""
         value = self.broker.getvalue()
-        price = self.data.close[0]
-        delta = target * value * (1.0 - self.p.cash_buffer) / price - self.position.size
+        price = data.close[0]
+        delta = target * value * (1.0 - self.p.cash_buffer) / price - self.getposition(data).size
         if abs(delta) * price > 1e-9 * value:
-            self.order = self.buy(size=delta) if delta > 0 else self.sell(size=-delta)
-        self.last_target = target
+            self.orders[data] = self.buy(data=data, size=delta) if delta > 0 else self.sell(data=data, size=-delta)
+        self.last_target[data] = target
 
     def notify_order(self, order):
         if order.alive():
             return
-        if self.same_order(order, self.order):
-            self.order = None
+        if self.same_order(order, self.orders.get(order.data)):
+            self.orders[order.data] = None
         if order.status in (order.Margin, order.Rejected):
-            self.last_target = None  # not filled: decide again on the next bar
+            self.last_target[order.data] = None  # not filled: decide again on the next bar

@@ -9,10 +9,23 @@ from .base import TargetStrategy
 
 
 class BuyHold(TargetStrategy):
-    """Fully invested from the first bar it may trade, never rebalanced."""
+    """Fully invested from the first bar it may trade; with several feeds, an equal weight each,
+    rebalanced on the first bar of every month (one feed is never rebalanced)."""
 
-    def target(self):
-        return 1.0 if self.last_target is None else None
+    def __init__(self):
+        super().__init__()
+        self.month = None
+
+    def next(self):
+        month = self.datetime.date(0).month
+        if len(self.datas) > 1 and self.month is not None and month != self.month and not self.warming_up():
+            for data in self.datas:  # a new month: every feed back to its equal weight
+                self.last_target[data] = None
+        self.month = month
+        super().next()
+
+    def target(self, data):
+        return 1.0 if self.last_target[data] is None else None
 
 
 class SmaCross(TargetStrategy):
@@ -25,12 +38,14 @@ class SmaCross(TargetStrategy):
 
     def __init__(self):
         super().__init__()
-        close = self.data.close
-        self.fast = close if self.p.fast <= 1 else bt.ind.SMA(close, period=self.p.fast)
-        self.slow = bt.ind.SMA(close, period=self.p.slow)
+        self.fast = {d: d.close if self.p.fast <= 1 else bt.ind.SMA(d.close, period=self.p.fast) for d in self.datas}
+        self.slow = {d: bt.ind.SMA(d.close, period=self.p.slow) for d in self.datas}
 
-    def target(self):
-        if self.fast[0] > self.slow[0]:
+    def target(self, data):
+        fast, slow = self.fast[data][0], self.slow[data][0]
+        if slow != slow:  # still warming up
+            return None
+        if fast > slow:
             return 1.0
         return -1.0 if self.p.allow_short else 0.0
 
@@ -38,7 +53,8 @@ class SmaCross(TargetStrategy):
 class Tsmom(TargetStrategy):
     """Time-series momentum: the sign of the 12-month return, scaled to a volatility target.
 
-    Exposure = sign(momentum) x vol_target / realised volatility, capped at max_leverage.
+    Exposure = sign(momentum) x vol_target / realised volatility, capped at max_leverage; with
+    several feeds, averaged over them (the tsmom portfolio of Moskowitz, Ooi and Pedersen 2012).
     """
 
     params = (("lookback", 252), ("vol_target", 0.15), ("vol_window", 60), ("max_leverage", 1.0),
@@ -46,14 +62,15 @@ class Tsmom(TargetStrategy):
 
     def __init__(self):
         super().__init__()
-        self.momentum = bt.ind.PctChange(self.data.close, period=self.p.lookback)
-        daily = bt.ind.PctChange(self.data.close, period=1)
-        self.vol = bt.ind.StdDev(daily, period=self.p.vol_window) * math.sqrt(252)
+        self.momentum = {d: bt.ind.PctChange(d.close, period=self.p.lookback) for d in self.datas}
+        self.vol = {d: bt.ind.StdDev(bt.ind.PctChange(d.close, period=1), period=self.p.vol_window) * math.sqrt(252)
+                    for d in self.datas}
 
-    def target(self):
-        if self.vol[0] <= 0:
+    def target(self, data):
+        vol, momentum = self.vol[data][0], self.momentum[data][0]
+        if not vol > 0 or momentum != momentum:  # NaN while warming up
             return None
-        size = min(self.p.max_leverage, self.p.vol_target / self.vol[0])
-        if self.momentum[0] > 0:
+        size = min(self.p.max_leverage, self.p.vol_target / vol)
+        if momentum > 0:
             return size
         return -size if self.p.allow_short else 0.0

@@ -1,16 +1,31 @@
 """NeuralStrategy: the timing network decides, the NeuralSizer sizes, the risk network brackets.
 
-Entries and exits follow the bundle's timing rule (thresholds with hysteresis); an entry goes
-out as a native bracket; after a stop or take-profit the strategy waits `cooldown` bars
-before it enters that side again, so a stop is not undone on the next bar.
+It trades every data feed of the cerebro, each on its own bars: per feed, entries and exits
+follow the bundle's timing rule (thresholds with hysteresis) on that feed's NeuralSignal; an
+entry goes out as a native bracket; after a stop or take-profit the strategy waits `cooldown`
+bars before it enters that side of that feed again, so a stop is not undone on the next bar.
+One account, one portfolio state: the sizer reads it to size each order.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from ..bundle import get_bundle
 from ..decisions import AccountRecord, next_position
 from .base import SegmentStrategy
 from .brackets import RiskBrackets, levels_from
 from .signal import NeuralSignal
 from .sizer import NeuralSizer
+
+
+@dataclass
+class FeedState:
+    """The timing rule's state for one feed."""
+
+    wanted: int = 0           # the rule's position after the feed's last bar
+    blocked: int = 0          # a side a bracket just closed: no re-entry there for a while
+    blocked_bars: int = 0     # bars left in that wait
+    order: object = None      # our pending entry or exit
 
 
 class NeuralStrategy(RiskBrackets, SegmentStrategy):
@@ -20,83 +35,103 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
     )
 
     def __init__(self):
-        self.signal = NeuralSignal(self.data, bundle=self.p.bundle)
-        self.bundle = self.signal.bundle
+        self.bundle = get_bundle(self.p.bundle)
+        self.signals = {data: NeuralSignal(data, bundle=self.bundle) for data in self.datas}
         if self.p.sizer:
             self.setsizer(NeuralSizer(bundle=self.bundle, cash_buffer=self.p.cash_buffer))
         self.account = AccountRecord()  # read by the sizer: drawdown, recent PnL
-        self.wanted = 0                 # the timing rule's position after the last bar
-        self.blocked = 0                # a side a bracket just closed: no re-entry there for a while
-        self.blocked_bars = 0           # bars left in that wait
-        self.order = None               # our pending entry or exit
+        self.feeds = {data: FeedState() for data in self.datas}
         self.signal_exits = 0
+
+    @property
+    def signal(self) -> NeuralSignal:
+        """The first feed's signal (the only one in a single-feed script)."""
+        return self.signals[self.datas[0]]
 
     def risk_bundle(self):
         return self.bundle
 
     def bracket_levels(self, data, direction):
         suffix = "" if direction > 0 else "_short"
-        now = self.signal.current
+        now = self.signals[data].current
         return levels_from(data.close[0], now("atr"), now("stop_atr" + suffix), now("take_atr" + suffix), direction)
 
     def next(self):
         if self.warming_up():
-            self._maybe_resume()
+            self.maybe_resume()
             return
         self.account.update(self.broker.getvalue())
-        self.wanted = next_position(self.wanted, self.signal.p_long[0], self.signal.p_short[0], self.bundle.spec)
-        if self.blocked:
-            self.blocked_bars -= 1
-            if self.blocked_bars <= 0 or self.wanted != self.blocked:
-                self.blocked = 0
-        if self.order is not None:
+        for data in self.datas:
+            if self.has_bar(data):
+                self.decide(data)
+
+    def decide(self, data) -> None:
+        state, signal = self.feeds[data], self.signals[data]
+        state.wanted = next_position(state.wanted, signal.p_long[0], signal.p_short[0], self.bundle.spec)
+        if state.blocked:
+            state.blocked_bars -= 1
+            if state.blocked_bars <= 0 or state.wanted != state.blocked:
+                state.blocked = 0
+        if state.order is not None:
             return
-        held = int(self.position.size > 0) - int(self.position.size < 0)
-        if held and held != self.wanted:
-            self.order = self.close()
-        elif not held and self.wanted and self.wanted != self.blocked:
-            self.order = self.buy() if self.wanted > 0 else self.sell()
+        size = self.getposition(data).size
+        held = int(size > 0) - int(size < 0)
+        if held and held != state.wanted:
+            state.order = self.close(data=data)
+        elif not held and state.wanted and state.wanted != state.blocked:
+            state.order = self.buy(data=data) if state.wanted > 0 else self.sell(data=data)
 
     def on_bracket_exit(self, data, kind, direction):
-        self.blocked, self.blocked_bars = direction, self.bundle.spec.cooldown
+        self.feeds[data].blocked, self.feeds[data].blocked_bars = direction, self.bundle.spec.cooldown
 
     def notify_order(self, order):
         super().notify_order(order)
-        if self.same_order(order, self.order) and not order.alive():
-            if order.status == order.Completed and not self.position:
+        state = self.feeds.get(order.data)
+        if state is not None and self.same_order(order, state.order) and not order.alive():
+            if order.status == order.Completed and not self.getposition(order.data).size:
                 self.signal_exits += 1
-            self.order = None
+            state.order = None
 
     # --- walk-forward carry -----------------------------------------------------------------
     def start(self):
         super().start()
         carry = self.p.carry
         if carry:
-            self.wanted, self.blocked, self.blocked_bars = carry["wanted"], carry["blocked"], carry["blocked_bars"]
             self.account = AccountRecord(carry["account"]["peak"], list(carry["account"]["recent"]))
+            for data, state in self.feeds.items():
+                held = self.carried(data)
+                if held:
+                    state.wanted, state.blocked, state.blocked_bars = held["wanted"], held["blocked"], held["blocked_bars"]
 
     def carry_out(self) -> dict:
-        order = self.order if self.order is not None and self.order.alive() else None
+        return super().carry_out() | {"account": self.account.to_dict()}
+
+    def asset_carry(self, data) -> dict:
+        state = self.feeds[data]
+        order = state.order if state.order is not None and state.order.alive() else None
         entry = exit_ = None
-        if order is not None and not self.position:
-            book = self._bracket_book().get(self.data)
+        if order is not None and not self.getposition(data).size:
+            book = self._bracket_book().get(data)
             entry = {"size": order.created.size, "levels": list(book["levels"]) if book else None}
         elif order is not None:
             exit_ = True
-        levels = self.live_levels(self.data)
-        return super().carry_out() | {"wanted": self.wanted, "blocked": self.blocked, "blocked_bars": self.blocked_bars,
-                                      "account": self.account.to_dict(), "entry": entry, "exit": exit_,
-                                      "levels": list(levels) if levels else None}
+        levels = self.live_levels(data)
+        return super().asset_carry(data) | {"wanted": state.wanted, "blocked": state.blocked,
+                                            "blocked_bars": state.blocked_bars, "entry": entry, "exit": exit_,
+                                            "levels": list(levels) if levels else None}
 
-    def resume(self, carry: dict) -> None:
-        if carry["levels"] and carry["size"] and not carry["exit"]:
-            self.guard(self.data, carry["size"], carry["levels"])
-        if carry["exit"]:
-            self.order = self.close()
-        elif carry["entry"]:
-            size = carry["entry"]["size"]
-            levels = tuple(carry["entry"]["levels"]) if carry["entry"]["levels"] else None
-            self.order = self._route(size > 0, self.data, abs(size), {}, levels=levels)
+    def resume(self, data, held: dict) -> None:
+        if not held:
+            return
+        state = self.feeds[data]
+        if held["levels"] and held["size"] and not held["exit"]:
+            self.guard(data, held["size"], held["levels"])
+        if held["exit"]:
+            state.order = self.close(data=data)
+        elif held["entry"]:
+            size = held["entry"]["size"]
+            levels = tuple(held["entry"]["levels"]) if held["entry"]["levels"] else None
+            state.order = self._route(size > 0, data, abs(size), {}, levels=levels)
 
     def diagnostics(self) -> dict:
         self._bracket_book()  # makes the exit counters exist even when no bracket was sent

@@ -1,4 +1,7 @@
-"""NeuralSignal: the bundle's network outputs on any standard backtrader feed.
+"""NeuralSignal: the bundle's network outputs on any standard backtrader feed (one per feed).
+
+Features are scaled with the statistics of the asset the feed is named after, when the bundle
+was trained on it, and with the pooled statistics of its training universe otherwise.
 
 With runonce (backtrader's default) the whole feed is predicted in one batched pass in
 `once`; each bar's outputs still come from that bar and the ones before it only (the
@@ -27,7 +30,7 @@ def predict_current(bundle: Bundle, data) -> Signals | None:
     size = bundle.warmup_bars
     if len(data) < size:
         return None
-    return bundle.predict(*_ohlcv(data, size=size), rows=np.array([size - 1]))
+    return bundle.predict(*_ohlcv(data, size=size), rows=np.array([size - 1]), asset=data._name)
 
 
 class NeuralSignal(bt.Indicator):
@@ -43,7 +46,8 @@ class NeuralSignal(bt.Indicator):
     def once(self, start, end):
         # backtrader calls once() twice (the first full bar, then the rest): predict the buffer once
         if not self._batched:
-            self._signals, self._batched = self.bundle.predict(*_ohlcv(self.data, end=self.buflen())), True
+            self._signals = self.bundle.predict(*_ohlcv(self.data, end=self.buflen()), asset=self.data._name)
+            self._batched = True
         for line, values in ((self.lines.p_long, self._signals.p_long), (self.lines.p_short, self._signals.p_short)):
             line.array[start:end] = type(line.array)(line.array.typecode, values[start:end])
 

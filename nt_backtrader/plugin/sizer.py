@@ -4,8 +4,11 @@
 
 An order against an open position closes it (as backtrader's PercentSizer does); an order
 that opens one gets fraction x equity, the fraction coming from the sizing network fed with
-the bar's features, the account's drawdown, exposure and recent PnL, and the timing net's
-confidence. The account's history comes from the strategy's own record where it keeps one
+the bar's features (of the order's own feed), the account's drawdown, gross exposure and
+recent PnL, and the timing net's confidence; the bundle's portfolio scale makes the whole
+book, not each feed alone, meet the volatility target. Limits then apply: the largest weight
+per feed, the gross exposure of the book, and a drawdown brake. `retint=True` rounds sizes
+down to whole shares, as backtrader's sizers do. The account's history comes from the strategy's own record where it keeps one
 (NeuralStrategy), else from backtrader's Broker observer (on by default), else from what
 the sizer has seen at its own calls.
 """
@@ -21,6 +24,7 @@ from .signal import NeuralSignal, predict_current
 
 
 class SizingRecord(NamedTuple):
+    asset: str            # the feed's name
     date: object          # the decision bar
     direction: int        # +1 buy, -1 sell
     fraction: float       # traded fraction of equity
@@ -34,6 +38,7 @@ class NeuralSizer(bt.Sizer):
     params = (
         ("bundle", None),         # a Bundle, or the path of one
         ("cash_buffer", 0.01),    # equity kept back so an order survives a gap up
+        ("retint", False),        # whole shares only (rounded down)
     )
 
     def __init__(self):
@@ -44,8 +49,8 @@ class NeuralSizer(bt.Sizer):
 
     def _signal_for(self, data) -> NeuralSignal | None:
         """The strategy's signal on this data and bundle, else a private one computed on demand."""
-        signal = getattr(self.strategy, "signal", None)
-        if isinstance(signal, NeuralSignal) and signal.data is data and signal.bundle is self.bundle:
+        signal = getattr(self.strategy, "signals", {}).get(data)
+        if isinstance(signal, NeuralSignal) and signal.bundle is self.bundle:
             return signal
         return None
 
@@ -77,9 +82,18 @@ class NeuralSizer(bt.Sizer):
         if not (vol == vol and confidence == confidence):  # NaN: not enough history yet
             return 0
         value = self.broker.getvalue()
-        exposure = position.size * data.close[0] / value if value > 0 else 0.0
-        state = state_vector(*self._account().state(abs(exposure)), confidence)
-        sizing = self.bundle.size(scaled, state, vol)
-        self.log.append(SizingRecord(data.datetime.date(0), 1 if isbuy else -1, sizing.fraction, sizing.network,
+        gross = self.gross_exposure(value)
+        account = self._account()
+        drawdown, _, recent = account.state(gross)
+        sizing = self.bundle.size(scaled, state_vector(drawdown, gross, recent, confidence), vol)
+        fraction = self.bundle.spec.limit(sizing.fraction, gross, drawdown)
+        self.log.append(SizingRecord(data._name, data.datetime.date(0), 1 if isbuy else -1, fraction, sizing.network,
                                      sizing.twin, sizing.confidence, float(vol)))
-        return float(sizing.fraction * value * (1.0 - self.p.cash_buffer) / data.close[0])
+        size = fraction * value * (1.0 - self.p.cash_buffer) / data.close[0]
+        return int(size) if self.p.retint else float(size)
+
+    def gross_exposure(self, value: float) -> float:
+        """Sum of |position value| over every feed, per unit of equity."""
+        if value <= 0:
+            return 0.0
+        return sum(abs(self.broker.getposition(d).size) * d.close[0] for d in self.strategy.datas if len(d)) / value

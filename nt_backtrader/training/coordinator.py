@@ -23,27 +23,35 @@ from ..decisions import unit_rule_returns
 from ..features import average_true_range, compute_features
 from .brackets import bracket_returns
 from .meta import Meta
-from .samples import OHLCV
-from .trainer import NeuralTrainer, cpu_state
+from .samples import OHLCV, AssetWindow
+from .trainer import NeuralTrainer, cpu_state, equal_weight
 from .tuner import Tuner
 
 MIN_BRACKET_PATH = 3
 
 
 @dataclass
-class Feedback:
-    """What the walk-forward hands back after a test window, as plain arrays."""
+class AssetFeedback:
+    """One asset's test window, as plain arrays."""
 
-    arrays: dict               # OHLCV of the backtest window: warm-up bars, then the test bars
+    arrays: dict               # OHLCV (and dates) of the backtest window: warm-up bars, then the test bars
     first_test: int            # index of the first test bar in `arrays`
-    realized_sharpe: float     # of the strategy's daily returns over the test window
     entries: np.ndarray        # (n, 5): decision bar, direction, network fraction, twin fraction, trade return
 
 
-def regime(features: np.ndarray) -> np.ndarray:
-    """Volatility level and 63-day trend at the end of the train window, roughly unit scale."""
-    last = features[-1]
-    return np.array([last[8] / 0.2 - 1.0, last[3] / 2.0])  # vol_21d, ret_63d (already in sigma units)
+@dataclass
+class Feedback:
+    """What the walk-forward hands back after a test window: per asset, and the portfolio's Sharpe."""
+
+    assets: dict               # asset name -> AssetFeedback
+    realized_sharpe: float     # of the portfolio's daily returns over the test window
+
+
+def regime(pool) -> np.ndarray:
+    """Volatility level and 63-day trend at the end of the train window, roughly unit scale; the
+    mean over the assets."""
+    last = np.array([samples.features[-1] for samples in pool])
+    return np.array([last[:, 8].mean() / 0.2 - 1.0, last[:, 3].mean() / 2.0])  # vol_21d, ret_63d (sigma units)
 
 
 class Coordinator:
@@ -60,24 +68,24 @@ class Coordinator:
     def spec(self):
         return self.trainer.spec
 
-    def fit(self, arrays: dict, train_start: int, val_start: int, segment: int,
-            meta: dict | None = None) -> tuple[Bundle, dict]:
+    def fit(self, assets: dict[str, AssetWindow], segment: int, meta: dict | None = None) -> tuple[Bundle, dict]:
+        """One cycle on the train windows of `assets` (name -> AssetWindow; pooled training)."""
         seed = self.config.seed * 1000 + segment
-        samples = self.trainer.prepare(arrays, train_start, val_start)
-        state = self.tuner.state(float(samples.features[-1, 8]))
-        neural, chosen, info = self._timing_round(samples, state, seed)
+        pool = self.trainer.prepare(assets)
+        state = self.tuner.state(float(np.mean([samples.features[-1, 8] for samples in pool])))
+        neural, chosen, info = self._timing_round(pool, state, seed)
         members = [f"neural_{i + 1}" for i in range(len(neural))] + list(self.config.meta.classical_members)
         dropout = chosen[0].hyper.dropout if chosen else self.config.timing.dropout
-        bundle = self.trainer.draft(samples, neural, members, np.full(len(members), 1 / len(members)), (1.0, 1.0),
+        bundle = self.trainer.draft(pool, neural, members, np.full(len(members), 1 / len(members)), (1.0, 1.0),
                                     dropout, seed, meta)
-        val_sharpes = self.trainer.validation_sharpes(bundle, samples)
+        val_sharpes = self.trainer.validation_sharpes(bundle, pool)
         if chosen:  # what the tuner reads next segment: how the chosen candidate did on the validation tail
             proposal, fitted = chosen
             self.tuner.remember(proposal, fitted.result, fitted.val_accuracy, val_sharpes[0])
-        meta_inputs = self.meta.inputs(members, val_sharpes, regime(samples.features))
+        meta_inputs = self.meta.inputs(members, val_sharpes, regime(pool))
         weights, trust = self.meta.weigh(meta_inputs)
         bundle.weights, bundle.trust = tuple(float(w) for w in weights), tuple(float(t) for t in trust)
-        bundle, finish_info = self.trainer.finish(bundle, samples, seed)
+        bundle, finish_info = self.trainer.finish(bundle, pool, seed)
         self.pending = {"state": state, "chosen": chosen[0] if chosen else None, "meta_inputs": meta_inputs,
                         "members": members, "bundle": bundle}
         # rollbacks: every network of the segment; the sizer's and the risk net's also on their own
@@ -86,7 +94,7 @@ class Coordinator:
                         "val_sharpes": dict(zip(members, val_sharpes)), "sizing_trust": bundle.trust[0],
                         "risk_trust": bundle.trust[1], **finish_info, "rollbacks": rollbacks}
 
-    def _timing_round(self, samples, state: torch.Tensor, seed: int):
+    def _timing_round(self, pool, state: torch.Tensor, seed: int):
         """The tuner proposes, the candidates train and are scored, the tuner learns from the scores.
 
         Returns the ranked neural members, the (proposal, fit) chosen, and what to record.
@@ -97,7 +105,7 @@ class Coordinator:
             return [], None, {"lr": nan, "batch_size": nan, "dropout": nan, "weight_decay": nan, "candidates": [],
                               "timing_epochs": 0, "timing_val_loss": nan, "timing_val_accuracy": nan, "rollbacks": 0}
         proposals = self.tuner.propose(state, torch.Generator().manual_seed(seed))
-        fits = [self.trainer.fit_timing(samples, p.hyper, seed * 16 + j) for j, p in enumerate(proposals)]
+        fits = [self.trainer.fit_timing(pool, p.hyper, seed * 16 + j) for j, p in enumerate(proposals)]
         val_losses = [f.result.best_val for f in fits]
         tuner_info = self.tuner.learn_from_validation(state, proposals, val_losses)
         order = np.argsort(val_losses, kind="stable")
@@ -121,24 +129,29 @@ class Coordinator:
         pending, self.pending = self.pending, None
         bundle: Bundle = pending["bundle"]
         spec, cost = self.spec, self.trainer.cost()
-        close = np.asarray(fb.arrays["close"], dtype=float)
-        features = compute_features(*(fb.arrays[k] for k in OHLCV))
-        scaled = bundle.scaler.transform(features)
-        rows = np.arange(len(close))
-        p_long, p_short = bundle.member_probabilities(scaled, close, rows)
-        test = slice(fb.first_test, None)
-        member_returns = np.stack([unit_rule_returns(np.nan_to_num(pl, nan=0.0), np.nan_to_num(ps, nan=0.0),
-                                                     close, spec, cost)[test] for pl, ps in zip(p_long, p_short)])
-        sizing_pairs = [(net * r, twin * r) for _, _, net, twin, r in fb.entries if np.isfinite(r)]
-        risk_pairs = self._bracket_pairs(bundle, fb, scaled)
+        dates, returns, sizing_pairs, risk_pairs = [], [], [], []
+        for name, asset in fb.assets.items():
+            close = np.asarray(asset.arrays["close"], dtype=float)
+            scaled = bundle.scaler_for(name).transform(compute_features(*(asset.arrays[k] for k in OHLCV)))
+            p_long, p_short = bundle.member_probabilities(scaled, close, np.arange(len(close)))
+            test = slice(asset.first_test, None)
+            returns.append(np.stack([unit_rule_returns(np.nan_to_num(pl, nan=0.0), np.nan_to_num(ps, nan=0.0),
+                                                       close, spec, cost)[test] for pl, ps in zip(p_long, p_short)]))
+            dates.append(asset.arrays.get("dates", np.arange(len(close)))[test])
+            sizing_pairs += [(net * r, twin * r) for _, _, net, twin, r in asset.entries if np.isfinite(r)]
+            risk_pairs.append(self._bracket_pairs(bundle, asset, scaled))
+        # each member's rule on every asset at unit size, as one equal-weight book
+        member_returns = np.stack([equal_weight(tuple(dates), tuple(r[m] for r in returns))
+                                   for m in range(len(pending["members"]))])
         meta_info = self.meta.update(pending["meta_inputs"], pending["members"], member_returns,
-                                     np.asarray(sizing_pairs, dtype=float).reshape(-1, 2), risk_pairs)
+                                     np.asarray(sizing_pairs, dtype=float).reshape(-1, 2),
+                                     np.concatenate(risk_pairs))
         tuner_info = (self.tuner.learn_from_outcome(pending["state"], pending["chosen"], fb.realized_sharpe)
                       if pending["chosen"] is not None else {})
         member_oos_sharpes = meta_info.pop("member_sharpes")
         return {**meta_info, **tuner_info, "member_oos_sharpes": member_oos_sharpes}
 
-    def _bracket_pairs(self, bundle: Bundle, fb: Feedback, scaled: np.ndarray) -> np.ndarray:
+    def _bracket_pairs(self, bundle: Bundle, fb: AssetFeedback, scaled: np.ndarray) -> np.ndarray:
         """Per entry: the outcome of the risk net's bracket and of the fixed one on the realized path."""
         a = {k: np.asarray(v, dtype=float) for k, v in fb.arrays.items()}
         atr = average_true_range(a["high"], a["low"], a["close"])

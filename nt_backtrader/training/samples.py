@@ -1,4 +1,5 @@
-"""Training samples of one segment: features, the train-window scaler, and which rows may be used.
+"""Training samples of one segment: per asset its features, its train-window scaler, and which
+rows may be used; pooled training concatenates the assets' rows.
 
 A row is a decision bar. Its label reaches `reach` bars ahead; a row is used only if that
 reach stays inside the data handed over (which ends at the train window's end), and a fit
@@ -18,6 +19,7 @@ OHLCV = ("open", "high", "low", "close", "volume")
 
 @dataclass
 class SegmentSamples:
+    name: str               # the asset
     arrays: dict            # open, high, low, close, volume up to the end of the train window
     features: np.ndarray    # (n, F) raw causal features
     scaled: np.ndarray      # (n, F) scaled with train-window statistics
@@ -40,14 +42,31 @@ class SegmentSamples:
         return fit, val
 
 
-def prepare(arrays: dict, train_start: int, val_start: int, window: int) -> SegmentSamples:
+@dataclass(frozen=True)
+class AssetWindow:
+    """One asset's bars up to the end of a train window, and where its train window and validation tail start."""
+
+    arrays: dict            # open, high, low, close, volume (numpy), and `dates` where known
+    train_start: int
+    val_start: int
+
+
+def prepare(name: str, arrays: dict, train_start: int, val_start: int, window: int) -> SegmentSamples:
     features = compute_features(*(arrays[k] for k in OHLCV))
     valid = np.isfinite(features).all(axis=1)
     first_valid = int(np.argmax(valid)) if valid.any() else len(features)
     train = features[train_start:]
     scaler = Scaler.fit(train[np.isfinite(train).all(axis=1)])
-    return SegmentSamples(arrays, features, scaler.transform(features), scaler, first_valid + window - 1,
+    return SegmentSamples(name, arrays, features, scaler.transform(features), scaler, first_valid + window - 1,
                           train_start, val_start)
+
+
+def pooled_scaler(pool: list[SegmentSamples]) -> Scaler:
+    """One scaler over every asset's train window: for a feed the bundle has no scaler of its own."""
+    if len(pool) == 1:
+        return pool[0].scaler
+    rows = np.concatenate([s.features[s.train_start:] for s in pool])
+    return Scaler.fit(rows[np.isfinite(rows).all(axis=1)])
 
 
 def forward_return(price: np.ndarray, rows: np.ndarray, horizon: int) -> np.ndarray:

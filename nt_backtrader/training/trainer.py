@@ -2,14 +2,17 @@
 
 Timing candidates train first (warm-started from the last chosen net, early-stopped on the
 validation tail); the sizer and the risk net then train on the positions the ensemble's
-timing rule takes over the train window. Only data up to the end of the train window is
-ever handed in. The Coordinator decides which candidates, with which weights.
+timing rule takes over the train window. Training is pooled: every network learns from the
+rows of every asset of the universe (a `pool` of per-asset samples, each scaled with its own
+train-window statistics). Only data up to the end of the train window is ever handed in.
+The Coordinator decides which candidates, with which weights.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ..bundle import N_RISK_INPUTS, N_SIZING_INPUTS, Bundle, risk_inputs
@@ -21,7 +24,7 @@ from . import losses
 from .brackets import bracket_returns
 from .loop import FitResult, Hyper, fit
 from .meta import annual_sharpe
-from .samples import SegmentSamples, forward_return, next_open_return, prepare
+from .samples import AssetWindow, SegmentSamples, forward_return, next_open_return, pooled_scaler, prepare
 
 SHARPE_WEIGHT = 0.1     # the Sharpe loss (about -2..2 per batch) beside cross-entropy (about 0.69)
 THREE_CLASS_BAND = 0.5  # with shorts: |forward return| under this many sigmas is 'flat'
@@ -40,7 +43,8 @@ def decision_spec(config: Config) -> DecisionSpec:
     return DecisionSpec(window=t.window, allow_short=config.strategy.allow_short, enter=t.enter, exit=t.exit,
                         cooldown=t.cooldown,
                         use_sizing=s.enabled, use_risk=r.enabled, vol_target=s.vol_target,
-                        max_fraction=s.max_fraction, fixed_stop_atr=r.fixed_stop_atr, fixed_take_atr=r.fixed_take_atr)
+                        max_fraction=s.max_fraction, fixed_stop_atr=r.fixed_stop_atr, fixed_take_atr=r.fixed_take_atr,
+                        max_gross=s.max_gross, drawdown_brake=r.drawdown_brake)
 
 
 def network_args(config: Config, dropout: float) -> dict:
@@ -62,8 +66,9 @@ class NeuralTrainer:
         self.device = device or torch.device("cpu")
         self.warm: dict = {"timing": None, "sizing": None, "risk": None}
 
-    def prepare(self, arrays: dict, train_start: int, val_start: int) -> SegmentSamples:
-        return prepare(arrays, train_start, val_start, self.config.timing.window)
+    def prepare(self, assets: dict[str, AssetWindow]) -> list[SegmentSamples]:
+        return [prepare(name, a.arrays, a.train_start, a.val_start, self.config.timing.window)
+                for name, a in assets.items()]
 
     def cost(self) -> float:
         """Round-trip cost per unit traded, as a fraction: commission and slippage, both sides."""
@@ -74,30 +79,32 @@ class NeuralTrainer:
     def timing_reach(self) -> int:
         return max(self.config.timing.horizon, 2)
 
-    def timing_labels(self, samples: SegmentSamples, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        a, h = samples.arrays, self.config.timing.horizon
-        forward = forward_return(a["close"], rows, h)
-        if self.spec.allow_short:
-            band = THREE_CLASS_BAND * samples.features[rows, 8] / np.sqrt(252.0) * np.sqrt(h)
-            labels = np.where(forward > band, 2, np.where(forward < -band, 0, 1))
-        else:
-            labels = (forward > 0).astype(int)
-        returns = next_open_return(a["open"], rows)
-        return torch.as_tensor(labels, device=self.device), torch.as_tensor(returns, dtype=torch.float32,
-                                                                             device=self.device)
+    def timing_labels(self, pool: list[SegmentSamples], rows: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.config.timing.horizon
+        labels, returns = [], []
+        for samples, r in zip(pool, rows):
+            forward = forward_return(samples.arrays["close"], r, h)
+            if self.spec.allow_short:
+                band = THREE_CLASS_BAND * samples.features[r, 8] / np.sqrt(252.0) * np.sqrt(h)
+                labels.append(np.where(forward > band, 2, np.where(forward < -band, 0, 1)))
+            else:
+                labels.append((forward > 0).astype(int))
+            returns.append(next_open_return(samples.arrays["open"], r))
+        return (torch.as_tensor(np.concatenate(labels), device=self.device),
+                torch.as_tensor(np.concatenate(returns), dtype=torch.float32, device=self.device))
 
-    def fit_timing(self, samples: SegmentSamples, hyper: Hyper, seed: int) -> TimingFit:
-        """Train one timing candidate, warm-started from the last chosen net when there is one."""
+    def fit_timing(self, pool: list[SegmentSamples], hyper: Hyper, seed: int) -> TimingFit:
+        """Train one timing candidate on every asset's rows, warm-started from the last chosen net."""
         cfg, train = self.config.timing, self.config.train
         rng = np.random.default_rng(seed)
         net = self._fresh_timing_net(hyper, seed)
         if self.warm["timing"] is not None:
             net.load_state_dict(self.warm["timing"])
-        fit_rows, val_rows = samples.rows(self.timing_reach(), train.max_samples)
-        if len(fit_rows) < MIN_SAMPLES or len(val_rows) < MIN_SAMPLES // 2:
+        fit_rows, val_rows = pooled_rows(pool, self.timing_reach(), train.max_samples)
+        if count(fit_rows) < MIN_SAMPLES or count(val_rows) < MIN_SAMPLES // 2:
             return TimingFit(net.eval(), FitResult(), float("nan"))
-        x_fit, (y_fit, r_fit) = self._windows(samples, fit_rows), self.timing_labels(samples, fit_rows)
-        x_val, (y_val, r_val) = self._windows(samples, val_rows), self.timing_labels(samples, val_rows)
+        x_fit, (y_fit, r_fit) = self._windows(pool, fit_rows), self.timing_labels(pool, fit_rows)
+        x_val, (y_val, r_val) = self._windows(pool, val_rows), self.timing_labels(pool, val_rows)
         cost = cfg.turnover_bps / 1e4
 
         def loss(model, x, y, r):
@@ -111,7 +118,7 @@ class NeuralTrainer:
             return total
 
         def train_from(start: TimingNet, epochs: int) -> FitResult:
-            return fit(start, len(fit_rows), lambda m, i: loss(m, x_fit[i], y_fit[i], r_fit[i]),
+            return fit(start, count(fit_rows), lambda m, i: loss(m, x_fit[i], y_fit[i], r_fit[i]),
                        torch.no_grad()(lambda m: float(loss(m, x_val, y_val, r_val))), hyper, epochs,
                        train.patience, rng, train.grad_clip)
 
@@ -131,12 +138,12 @@ class NeuralTrainer:
         torch.manual_seed(seed)
         return TimingNet(**network_args(self.config, hyper.dropout)["timing"]).to(self.device)
 
-    def _windows(self, samples: SegmentSamples, rows: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(windows(samples.scaled, self.config.timing.window, rows), dtype=torch.float32,
-                               device=self.device)
+    def _windows(self, pool: list[SegmentSamples], rows: list[np.ndarray]) -> torch.Tensor:
+        x = np.concatenate([windows(s.scaled, self.config.timing.window, r) for s, r in zip(pool, rows)])
+        return torch.as_tensor(x, dtype=torch.float32, device=self.device)
 
     # --- the ensemble ---------------------------------------------------------------------------
-    def draft(self, samples: SegmentSamples, nets: list, members: list, weights, trust, dropout: float,
+    def draft(self, pool: list[SegmentSamples], nets: list, members: list, weights, trust, dropout: float,
               seed: int, meta: dict | None = None) -> Bundle:
         """A bundle of these timing members with the warm (or freshly seeded) sizer and risk net."""
         args = network_args(self.config, dropout)
@@ -146,91 +153,108 @@ class NeuralTrainer:
             if self.warm[name] is not None:
                 net.load_state_dict(self.warm[name])
         provenance = (meta or {}) | {"config": to_toml(self.config)}  # the experiment that trained it
-        return Bundle([n.cpu().eval() for n in nets], sizing, risk, samples.scaler, self.spec, args,
+        return Bundle([n.cpu().eval() for n in nets], sizing, risk, pooled_scaler(pool), self.spec, args,
                       tuple(members), tuple(float(w) for w in weights), tuple(float(t) for t in trust),
-                      provenance).eval()
+                      provenance, scalers={s.name: s.scaler for s in pool},
+                      portfolio_scale=portfolio_scale(pool)).eval()
 
     def member_outputs(self, bundle: Bundle, samples: SegmentSamples, rows: np.ndarray):
         return bundle.member_probabilities(samples.scaled, samples.arrays["close"], rows)
 
-    def validation_sharpes(self, bundle: Bundle, samples: SegmentSamples) -> list[float]:
-        """Each member's unit-size Sharpe over the validation tail (costs on)."""
-        rows = np.arange(samples.val_start, samples.n)
-        p_long, p_short = self.member_outputs(bundle, samples, rows)
-        close = samples.arrays["close"][rows]
-        return [annual_sharpe(unit_rule_returns(pl[rows], ps[rows], close, self.spec, self.cost())[1:])
-                for pl, ps in zip(p_long, p_short)]
+    def validation_sharpes(self, bundle: Bundle, pool: list[SegmentSamples]) -> list[float]:
+        """Each member's unit-size Sharpe over the validation tail (costs on), on the equal-weight
+        portfolio of the assets (each asset's rule at unit size, averaged over the assets trading that day)."""
+        parts = []
+        for samples in pool:
+            rows = np.arange(samples.val_start, samples.n)
+            p_long, p_short = self.member_outputs(bundle, samples, rows)
+            close = samples.arrays["close"][rows]
+            dates = samples.arrays.get("dates", np.arange(samples.n))[rows][1:]
+            parts.append((dates, [unit_rule_returns(pl[rows], ps[rows], close, self.spec, self.cost())[1:]
+                                  for pl, ps in zip(p_long, p_short)]))
+        return [annual_sharpe(equal_weight(*zip(*[(dates, member[m]) for dates, member in parts])))
+                for m in range(len(bundle.members))]
 
-    def finish(self, bundle: Bundle, samples: SegmentSamples, seed: int) -> tuple[Bundle, dict]:
-        """Train the sizer and the risk net on the positions the ensemble takes over the train window."""
+    def finish(self, bundle: Bundle, pool: list[SegmentSamples], seed: int) -> tuple[Bundle, dict]:
+        """Train the sizer and the risk net on the positions the ensemble takes over each asset's train window."""
         rng = np.random.default_rng(seed + 1)
         torch.manual_seed(seed + 1)
-        rows = np.arange(samples.first_row, samples.n)
-        p_long, p_short, conf = bundle.combine(*self.member_outputs(bundle, samples, rows))
-        positions = decide_positions(p_long, p_short, self.spec)
-        outputs = {"positions": positions,
-                   "states": simulated_states(samples.arrays["close"], positions, conf, samples.first_row)}
-        bundle.sizing, sizing_info = self.fit_sizing(samples, outputs, rng, bundle.sizing)
-        bundle.risk, risk_info = self.fit_risk(samples, outputs, rng, bundle.risk)
+        outputs = []
+        for samples in pool:
+            rows = np.arange(samples.first_row, samples.n)
+            p_long, p_short, conf = bundle.combine(*self.member_outputs(bundle, samples, rows))
+            positions = decide_positions(p_long, p_short, self.spec)
+            outputs.append({"positions": positions,
+                            "states": simulated_states(samples.arrays["close"], positions, conf, samples.first_row)})
+        bundle.sizing, sizing_info = self.fit_sizing(pool, outputs, rng, bundle.sizing)
+        bundle.risk, risk_info = self.fit_risk(pool, outputs, rng, bundle.risk)
         self.warm["sizing"], self.warm["risk"] = cpu_state(bundle.sizing), cpu_state(bundle.risk)
-        return bundle.eval(), {**sizing_info, **risk_info, "train_exposure": float(np.abs(positions).mean())}
+        exposure = np.concatenate([np.abs(o["positions"]) for o in outputs])
+        return bundle.eval(), {**sizing_info, **risk_info, "train_exposure": float(exposure.mean())}
 
     # --- sizing -----------------------------------------------------------------------------
-    def sizing_inputs(self, samples: SegmentSamples, outputs: dict, rows: np.ndarray):
-        """Inputs as the NeuralSizer will see them, from a unit-size account that follows the rule."""
-        x = np.concatenate([samples.scaled[rows], outputs["states"][rows]], axis=1)
-        returns = outputs["positions"][rows] * next_open_return(samples.arrays["open"], rows,
-                                                                self.config.timing.horizon)
-        as_t = lambda v: torch.as_tensor(v, dtype=torch.float32, device=self.device)  # noqa: E731
-        return as_t(x), as_t(samples.features[rows, 8]), as_t(returns)
+    def sizing_inputs(self, pool: list[SegmentSamples], outputs: list[dict], rows: list[np.ndarray]):
+        """Inputs as the NeuralSizer will see them, from a unit-size account per asset that follows the rule."""
+        x, vol, returns = [], [], []
+        for samples, out, r in zip(pool, outputs, rows):
+            x.append(np.concatenate([samples.scaled[r], out["states"][r]], axis=1))
+            vol.append(samples.features[r, 8])
+            returns.append(out["positions"][r] * next_open_return(samples.arrays["open"], r,
+                                                                  self.config.timing.horizon))
+        as_t = lambda v: torch.as_tensor(np.concatenate(v), dtype=torch.float32, device=self.device)  # noqa: E731
+        return as_t(x), as_t(vol), as_t(returns)
 
-    def fit_sizing(self, samples: SegmentSamples, outputs: dict, rng, net: PositionSizingNet):
+    def fit_sizing(self, pool: list[SegmentSamples], outputs: list[dict], rng, net: PositionSizingNet):
         cfg, train = self.config.sizing, self.config.train
         net = net.to(self.device)
-        fit_rows, val_rows = samples.rows(self.config.timing.horizon + 1, train.max_samples)
-        in_market = outputs["positions"] != 0
-        fit_rows, val_rows = fit_rows[in_market[fit_rows]], val_rows[in_market[val_rows]]
-        if not cfg.enabled or len(fit_rows) < MIN_SAMPLES or len(val_rows) < MIN_SAMPLES // 2:
-            return net.cpu().eval(), {"sizing_epochs": 0, "sizing_samples": int(len(fit_rows)),
+        fit_rows, val_rows = pooled_rows(pool, self.config.timing.horizon + 1, train.max_samples)
+        in_market = [out["positions"] != 0 for out in outputs]
+        fit_rows = [r[m[r]] for r, m in zip(fit_rows, in_market)]
+        val_rows = [r[m[r]] for r, m in zip(val_rows, in_market)]
+        if not cfg.enabled or count(fit_rows) < MIN_SAMPLES or count(val_rows) < MIN_SAMPLES // 2:
+            return net.cpu().eval(), {"sizing_epochs": 0, "sizing_samples": count(fit_rows),
                                       "sizing_rollbacks": 0}
-        x_fit, v_fit, r_fit = self.sizing_inputs(samples, outputs, fit_rows)
-        x_val, v_val, r_val = self.sizing_inputs(samples, outputs, val_rows)
+        x_fit, v_fit, r_fit = self.sizing_inputs(pool, outputs, fit_rows)
+        x_val, v_val, r_val = self.sizing_inputs(pool, outputs, val_rows)
 
         def loss(model, x, v, r):
             fraction, conf, multiplier = model(x, v)
             return losses.sizing_loss(fraction, conf, multiplier, r, cfg.anchor)
 
-        result = fit(net, len(fit_rows), lambda m, i: loss(m, x_fit[i], v_fit[i], r_fit[i]),
+        result = fit(net, count(fit_rows), lambda m, i: loss(m, x_fit[i], v_fit[i], r_fit[i]),
                      torch.no_grad()(lambda m: float(loss(m, x_val, v_val, r_val))),
                      Hyper(lr=3e-3, batch_size=256, dropout=0.0, weight_decay=1e-4), 30, 5, rng)
         with torch.no_grad():
             fraction, _, multiplier = net(x_val, v_val)
-        return net.cpu().eval(), {"sizing_epochs": result.epochs, "sizing_samples": int(len(fit_rows)),
+        return net.cpu().eval(), {"sizing_epochs": result.epochs, "sizing_samples": count(fit_rows),
                                   "sizing_val_multiplier": float(multiplier.mean()), "sizing_rollbacks": result.rollbacks}
 
     # --- risk -------------------------------------------------------------------------------
-    def risk_samples(self, samples: SegmentSamples, outputs: dict, rows: np.ndarray, risk: RiskNet):
-        a, horizon = samples.arrays, self.config.risk.horizon
-        cost = 2.0 * self.cost()
-        atr = average_true_range(a["high"], a["low"], a["close"])
+    def risk_samples(self, pool: list[SegmentSamples], outputs: list[dict], rows: list[np.ndarray], risk: RiskNet):
+        horizon, cost = self.config.risk.horizon, 2.0 * self.cost()
         xs, ys = [], []
-        for direction in ((1, -1) if self.spec.allow_short else (1,)):
-            chosen = rows[outputs["positions"][rows] == direction]
-            chosen = chosen if len(chosen) >= 4 * MIN_SAMPLES else rows  # too few: every bar as an entry
-            xs.append(risk_inputs(samples.scaled[chosen], float(direction)))
-            ys.append(bracket_returns(a["open"], a["high"], a["low"], a["close"], atr, chosen,
-                                      risk.stops.cpu().numpy(), risk.takes.cpu().numpy(), horizon, direction, cost))
+        for samples, out, asset_rows in zip(pool, outputs, rows):
+            a = samples.arrays
+            atr = average_true_range(a["high"], a["low"], a["close"])
+            for direction in ((1, -1) if self.spec.allow_short else (1,)):
+                chosen = asset_rows[out["positions"][asset_rows] == direction]
+                # too few entries: every bar as an entry
+                chosen = chosen if len(chosen) >= 4 * MIN_SAMPLES else asset_rows
+                xs.append(risk_inputs(samples.scaled[chosen], float(direction)))
+                ys.append(bracket_returns(a["open"], a["high"], a["low"], a["close"], atr, chosen,
+                                          risk.stops.cpu().numpy(), risk.takes.cpu().numpy(), horizon, direction,
+                                          cost))
         return torch.cat(xs).to(self.device), torch.as_tensor(np.concatenate(ys), dtype=torch.float32,
                                                               device=self.device)
 
-    def fit_risk(self, samples: SegmentSamples, outputs: dict, rng, net: RiskNet):
+    def fit_risk(self, pool: list[SegmentSamples], outputs: list[dict], rng, net: RiskNet):
         cfg, train = self.config.risk, self.config.train
         net = net.to(self.device)
-        fit_rows, val_rows = samples.rows(cfg.horizon + 2, train.max_samples)
-        if not cfg.enabled or len(fit_rows) < MIN_SAMPLES or len(val_rows) < MIN_SAMPLES // 2:
+        fit_rows, val_rows = pooled_rows(pool, cfg.horizon + 2, train.max_samples)
+        if not cfg.enabled or count(fit_rows) < MIN_SAMPLES or count(val_rows) < MIN_SAMPLES // 2:
             return net.cpu().eval(), {"risk_epochs": 0, "risk_rollbacks": 0}
-        x_fit, y_fit = self.risk_samples(samples, outputs, fit_rows, net)
-        x_val, y_val = self.risk_samples(samples, outputs, val_rows, net)
+        x_fit, y_fit = self.risk_samples(pool, outputs, fit_rows, net)
+        x_val, y_val = self.risk_samples(pool, outputs, val_rows, net)
         result = fit(net, len(x_fit), lambda m, i: losses.bracket_loss(m(x_fit[i]), y_fit[i]),
                      torch.no_grad()(lambda m: float(losses.bracket_loss(m(x_val), y_val))),
                      Hyper(lr=3e-3, batch_size=256, dropout=0.0, weight_decay=1e-4), 30, 5, rng)
@@ -238,6 +262,39 @@ class NeuralTrainer:
             stop, take = net.levels(x_val)
         return net.cpu().eval(), {"risk_epochs": result.epochs, "risk_val_stop_atr": float(stop.mean()),
                                   "risk_val_take_atr": float(take.mean()), "risk_rollbacks": result.rollbacks}
+
+
+def pooled_rows(pool: list[SegmentSamples], reach: int, max_samples: int) -> tuple[list, list]:
+    """Per asset, (fit rows, validation rows) whose labels reach `reach` bars ahead."""
+    pairs = [samples.rows(reach, max_samples) for samples in pool]
+    return [fit_rows for fit_rows, _ in pairs], [val_rows for _, val_rows in pairs]
+
+
+def count(rows: list[np.ndarray]) -> int:
+    return int(sum(len(r) for r in rows))
+
+
+def equal_weight(dates: tuple, returns: tuple) -> np.ndarray:
+    """Daily returns of an equal-weight book of the assets: on each date, the mean over those trading."""
+    if len(returns) == 1:
+        return np.asarray(returns[0], dtype=float)
+    table = pd.concat([pd.Series(r, index=d) for d, r in zip(dates, returns)], axis=1)
+    return table.mean(axis=1).sort_index().to_numpy()
+
+
+def portfolio_scale(pool: list[SegmentSamples], lookback: int = 3 * 252) -> float:
+    """What each asset's volatility-target fraction is multiplied by so that the portfolio, not each
+    asset alone, meets the target: 1 / (N sqrt(w'Cw)) for equal weights w = 1/N and the assets'
+    daily-return correlation C over the last `lookback` bars of the train window (1 for one asset)."""
+    n = len(pool)
+    if n == 1:
+        return 1.0
+    columns = [pd.Series(np.diff(np.log(s.arrays["close"][-lookback:])),
+                         index=s.arrays["dates"][-lookback:][1:]) for s in pool]
+    corr = pd.concat(columns, axis=1).corr(min_periods=60).fillna(0.0).to_numpy()
+    np.fill_diagonal(corr, 1.0)
+    w = np.full(n, 1.0 / n)
+    return float(1.0 / (n * np.sqrt(max(w @ corr @ w, 1.0 / n))))
 
 
 def cpu_state(net: torch.nn.Module) -> dict:
