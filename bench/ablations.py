@@ -1,7 +1,8 @@
-"""Ablations: does each network earn its place? Every variant, several seeds, both datasets.
+"""Ablations: does each network earn its place? Every variant, several seeds, each dataset or universe.
 
 Each variant swaps one piece of the default system for its classical twin (or switches it
-off) and runs the full default walk-forward, with costs, on each dataset and seed:
+off) and runs the full default walk-forward, with costs, on each dataset (or universe:
+`sp500+nasdaq` is one portfolio of both) and seed:
 
     full               tuner network + meta-learner + sizing net + risk net + timing nets
     tuner_fixed        the config's fixed hyperparameters (same number of candidates, seeds differ)
@@ -10,12 +11,16 @@ off) and runs the full default walk-forward, with costs, on each dataset and see
     sizing_twin        a 15% volatility-target fraction instead of the sizing net
     risk_twin          fixed 2 ATR stop / 3 ATR take-profit instead of the risk net
     timing_classical   no timing net: the ensemble holds only tsmom and sma
+    per_asset          a universe's networks trained per asset instead of pooled
+    sizing_alone       each asset sized to the volatility target alone, not the portfolio
+    limits_fixed       the config's fixed portfolio limits instead of learned ones
 
 Prints per dataset the out-of-sample Sharpe and max drawdown (median and [min, max] over
 seeds), the number of configurations tried, the deflated Sharpe ratio of the full system
 with that number, and Hansen's SPA test of all variants against each baseline.
 
     python bench/ablations.py [--datasets sp500 nasdaq] [--seeds 0 1 2] [--workers 2]
+    python bench/ablations.py --datasets sp500+nasdaq --variants full per_asset sizing_alone limits_fixed
 """
 from __future__ import annotations
 
@@ -36,6 +41,9 @@ VARIANTS = {
     "sizing_twin": {"sizing.enabled": False},
     "risk_twin": {"risk.enabled": False},
     "timing_classical": {"meta.neural_members": 0},
+    "per_asset": {"train.pooled": False},
+    "sizing_alone": {"sizing.portfolio": False},
+    "limits_fixed": {"risk.limits": "fixed"},
 }
 # Full-data runs of the neural strategy looked at while it was built (before this bench):
 # they are configurations tried too, and the deflated Sharpe counts them.
@@ -45,23 +53,27 @@ DEVELOPMENT_RUNS = 6
 def run_one(job: tuple[str, str, int]) -> dict:
     dataset, variant, seed = job
     from nt_backtrader.config import Config, override
-    from nt_backtrader.data import load_ohlcv
     from nt_backtrader.walkforward import walk_forward
 
     config = override(Config(), **{"seed": seed, "train.threads": 1, **VARIANTS[variant]})
     start = time.perf_counter()
-    result = walk_forward(load_ohlcv(dataset=dataset), config, progress=False)
+    result = walk_forward(load(dataset), config, progress=False)
     return {"dataset": dataset, "variant": variant, "seed": seed, "seconds": time.perf_counter() - start,
             "summary": result.summary(), "returns": result.returns}
 
 
+def load(dataset: str) -> dict:
+    """One embedded dataset, or a universe of several joined by '+'."""
+    from nt_backtrader.data import load_universe
+
+    return load_universe(dataset=tuple(dataset.split("+")))
+
+
 def baselines(dataset: str) -> dict:
-    from nt_backtrader.config import Config, override
-    from nt_backtrader.data import load_ohlcv
-    from nt_backtrader.config import CLASSICAL_STRATEGIES
+    from nt_backtrader.config import CLASSICAL_STRATEGIES, Config, override
     from nt_backtrader.walkforward import walk_forward
 
-    frame = load_ohlcv(dataset=dataset)
+    frame = load(dataset)
     out = {}
     for name in CLASSICAL_STRATEGIES:
         result = walk_forward(frame, override(Config(), **{"strategy.name": name}), progress=False)

@@ -8,6 +8,7 @@ tensors, numbers and strings only, written atomically and checked by SHA-256 on 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,6 +78,7 @@ class Bundle:
     meta: dict = field(default_factory=dict)   # data source, train dates: provenance only
     scalers: dict = field(default_factory=dict)  # asset name -> its own train-window Scaler
     portfolio_scale: float = 1.0               # on every fraction: the portfolio, not each asset, meets the target
+    limits: tuple = ()                         # learned (max weight, max gross, drawdown brake); () = the spec's fixed ones
 
     def __post_init__(self):
         if not self.members:  # a plain bundle: the neural members, equally weighted
@@ -157,6 +159,14 @@ class Bundle:
         t = self.trust[1]
         return t * stop.numpy() + (1 - t) * fixed_stop, t * take.numpy() + (1 - t) * fixed_take
 
+    def limit(self, fraction: float, gross: float, drawdown: float) -> float:
+        """An entry's fraction within the portfolio limits: the largest weight per asset, what is
+        left of the gross exposure, and the drawdown brake (new entries halved beyond it)."""
+        max_weight, max_gross, brake = self.limits or (self.spec.max_fraction, self.spec.max_gross,
+                                                       self.spec.drawdown_brake)
+        fraction = min(fraction, max_weight, max(0.0, max_gross - gross))
+        return 0.5 * fraction if brake > 0 and drawdown < -brake else fraction
+
     @torch.inference_mode()
     def size(self, scaled_row: np.ndarray, state: np.ndarray, vol: float) -> Sizing:
         """The fraction of equity for one decision: the sizing net blended with the
@@ -180,7 +190,7 @@ class Bundle:
             "features": copy.deepcopy(FEATURE_SPEC),
             "scaler": scaler_payload(self.scaler),
             "scalers": {name: scaler_payload(scaler) for name, scaler in self.scalers.items()},
-            "portfolio_scale": float(self.portfolio_scale),
+            "portfolio_scale": float(self.portfolio_scale), "limits": [float(v) for v in self.limits],
             "ensemble": {"members": list(self.members), "weights": [float(w) for w in self.weights],
                          "trust": [float(t) for t in self.trust]},
             "state": {"timing": [state(net) for net in self.timing], "sizing": state(self.sizing),
@@ -212,7 +222,7 @@ class Bundle:
             bundle = cls(timing, sizing, risk, scaler_from(payload["scaler"]), DecisionSpec(**payload["spec"]), args,
                          tuple(ensemble["members"]), tuple(ensemble["weights"]), tuple(ensemble["trust"]),
                          payload.get("meta", {}), {k: scaler_from(v) for k, v in payload["scalers"].items()},
-                         float(payload["portfolio_scale"]))
+                         float(payload["portfolio_scale"]), tuple(payload["limits"]))
         except (KeyError, TypeError, RuntimeError) as exc:
             raise CheckpointError(f"{source} does not hold a complete nt_backtrader bundle ({exc}); "
                                   "train a new one with `nt-backtrader train`") from None
@@ -232,6 +242,17 @@ def scaler_from(payload: dict) -> Scaler:
 
 
 _LOADED: dict = {}
+
+
+def bundle_for(bundle, asset: str) -> Bundle:
+    """A Bundle (or the path of one) as given, or the asset's own from a name -> bundle mapping
+    (per-asset training gives one bundle per feed)."""
+    if isinstance(bundle, Mapping):
+        if asset not in bundle:
+            raise CheckpointError(f"no bundle for feed '{asset}': the bundles given are for {', '.join(bundle)}; "
+                                  "name the feeds after them or pass one bundle")
+        return get_bundle(bundle[asset])
+    return get_bundle(bundle)
 
 
 def get_bundle(bundle) -> Bundle:

@@ -26,7 +26,8 @@ CLASSICAL_MEMBERS = ("tsmom", "sma")                  # classical timing signals
 # String knobs with a fixed set of values.
 CHOICES = {"data.dataset": DATASETS, "strategy.name": STRATEGIES, "meta.classical_members": CLASSICAL_MEMBERS,
            "walkforward.window": ("expanding", "rolling"), "timing.loss": ("direction", "sharpe", "both"),
-           "train.device": ("auto", "cpu", "cuda"), "tuner.mode": ("network", "fixed", "random")}
+           "train.device": ("auto", "cpu", "cuda"), "tuner.mode": ("network", "fixed", "random"),
+           "risk.limits": ("learned", "fixed")}
 
 
 @dataclass(frozen=True)
@@ -113,10 +114,12 @@ class TrainConfig:
     max_epochs: int = 12                 # per segment; warm starts need fewer than the first fit
     first_epochs: int = 30               # the first segment starts from scratch
     patience: int = 3                    # epochs without a better validation loss before stopping
-    max_samples: int = 2000              # most recent train samples used per segment
+    max_samples: int = 2000              # most recent train samples per asset and segment; with several
+                                         # assets, also the rows a timing epoch visits (a random share of the pool)
     grad_clip: float = 1.0
     device: str = "auto"                 # auto | cpu | cuda
     threads: int = 0                     # torch CPU threads; 0 = one per core
+    pooled: bool = True                  # one set of networks for every asset; false: a set per asset
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,7 @@ class SizingConfig:
     vol_target: float = 0.15             # annualised; the fraction the multiplier scales
     max_fraction: float = 1.0            # limit: the largest weight of one asset
     max_gross: float = 1.0               # limit: gross exposure of the whole book
+    portfolio: bool = True               # scale fractions so the book meets vol_target; false: each asset alone
     max_multiplier: float = 2.0
     anchor: float = 5.0                  # keeps the mean multiplier near 1 (the vol target)
 
@@ -138,6 +142,8 @@ class RiskConfig:
     fixed_stop_atr: float = 2.0
     fixed_take_atr: float = 3.0
     drawdown_brake: float = 0.0          # limit: beyond this drawdown of the book new entries are halved (0: off)
+    limits: str = "fixed"                # fixed: sizing.max_fraction, sizing.max_gross, risk.drawdown_brake;
+                                         # learned: max weight, gross and brake chosen on the validation tail
 
 
 @dataclass(frozen=True)

@@ -30,21 +30,13 @@ class DecisionSpec:
     max_fraction: float = 1.0
     fixed_stop_atr: float = 2.0
     fixed_take_atr: float = 3.0
-    max_gross: float = 1.0       # limit: gross exposure of the whole book
-    drawdown_brake: float = 0.0  # limit: beyond this drawdown new entries are halved (0: off)
+    max_gross: float = 1.0       # fixed limit: gross exposure of the whole book
+    drawdown_brake: float = 0.0  # fixed limit: beyond this drawdown new entries are halved (0: off)
 
     @property
     def feature_bars(self) -> int:
         """Bars of history the networks need before a decision: feature lookback plus the window."""
         return LOOKBACK + self.window - 1
-
-    def limit(self, fraction: float, gross: float, drawdown: float) -> float:
-        """An entry's fraction within the portfolio limits: the largest weight per asset, what is
-        left of the gross exposure, and the drawdown brake."""
-        fraction = min(fraction, self.max_fraction, max(0.0, self.max_gross - gross))
-        if self.drawdown_brake > 0 and drawdown < -self.drawdown_brake:
-            fraction *= 0.5
-        return fraction
 
     def twin_fraction(self, vol: float) -> float:
         """The classical sizing twin: the volatility-target fraction, capped."""

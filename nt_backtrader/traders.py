@@ -24,6 +24,7 @@ from .signals import CLASSICAL_LOOKBACK
 from .splits import Segment
 from .training.coordinator import AssetFeedback, Coordinator, Feedback
 from .training.samples import OHLCV, AssetWindow
+from .training.trainer import MIN_SAMPLES, decision_spec
 
 @dataclass
 class ClassicalTrader:
@@ -66,7 +67,12 @@ def unknown_strategy(name: str) -> ConfigError:
 
 
 class NeuralTrader:
-    """Trains the networks on each train window (the Coordinator's cycle); trades them in NeuralStrategy."""
+    """Trains the networks on each train window (the Coordinator's cycle); trades them in NeuralStrategy.
+
+    Pooled (the default): one cycle on every asset's rows, one bundle for the universe. Per asset
+    (`train.pooled = false`, the ablation twin): one coordinator and one bundle per asset, each
+    learning from its own asset only; the strategy then gets a bundle per feed.
+    """
 
     name = "neural"
     strategy = NeuralStrategy
@@ -74,19 +80,36 @@ class NeuralTrader:
     def __init__(self, config: Config, source: str = ""):
         self.config = config
         self.source = source
-        self.coordinator = Coordinator(config, configure(config.train.device, config.train.threads))
-        self.warmup_bars = max(self.coordinator.spec.feature_bars,
-                               CLASSICAL_LOOKBACK if config.meta.classical_members else 0)
+        self.device = configure(config.train.device, config.train.threads)
+        self.coordinators: dict[str, Coordinator] = {}  # "" (pooled) or asset name -> its cycle
+        self.spec = decision_spec(config)
+        self.warmup_bars = max(self.spec.feature_bars, CLASSICAL_LOOKBACK if config.meta.classical_members else 0)
         self.last_fit: dict = {}
+
+    def coordinator(self, key: str) -> Coordinator:
+        if key not in self.coordinators:
+            self.coordinators[key] = Coordinator(self.config, self.device)
+        return self.coordinators[key]
 
     def fit(self, train: dict[str, pd.DataFrame], segment: Segment, calendar: pd.DatetimeIndex) -> dict:
         first, val = calendar[segment.train_start], calendar[segment.val_start]
+        # an asset with too little history to fill one feature window yet only trades (on pooled statistics)
         assets = {name: AssetWindow(arrays_of(frame), int(frame.index.searchsorted(first)),
-                                    int(frame.index.searchsorted(val))) for name, frame in train.items()}
-        meta = {"source": self.source, "assets": list(train), "train_start": str(first.date()),
+                                    int(frame.index.searchsorted(val)))
+                  for name, frame in train.items() if len(frame) >= self.spec.feature_bars + MIN_SAMPLES}
+        meta = {"source": self.source, "assets": list(assets), "train_start": str(first.date()),
                 "train_end": str(max(frame.index[-1] for frame in train.values()).date()), "segment": segment.index}
-        bundle, self.last_fit = self.coordinator.fit(assets, segment.index, meta)
-        return {"bundle": bundle, "cash_buffer": self.config.backtest.cash_buffer}
+        if self.config.train.pooled:
+            bundle, self.last_fit = self.coordinator("").fit(assets, segment.index, meta)
+            return {"bundle": bundle, "cash_buffer": self.config.backtest.cash_buffer}
+        bundles, fits = {}, {}
+        for name, window in assets.items():
+            bundles[name], fits[name] = self.coordinator(name).fit({name: window}, segment.index, meta)
+        scale = self.coordinator(name).trainer.book_scale([window.arrays for window in assets.values()])
+        for bundle in bundles.values():
+            bundle.portfolio_scale = scale  # trained alone, traded together: the same book-level target
+        self.last_fit = next(iter(fits.values())) | {"asset_fits": fits}
+        return {"bundle": bundles, "cash_buffer": self.config.backtest.cash_buffer}
 
     def feedback(self, segment: Segment, result, windows: dict[str, pd.DataFrame]) -> dict:
         first_test = result.returns.index[0]
@@ -94,15 +117,23 @@ class NeuralTrader:
         assets = {name: AssetFeedback(arrays_of(window), int(window.index.searchsorted(first_test)),
                                       entries_of(result, window, [r for r in log if r.asset == name], name))
                   for name, window in windows.items()}
-        feedback = Feedback(assets, metrics.sharpe(result.returns))
-        return self.last_fit | self.coordinator.feedback(feedback) | neural_segment_metrics(
-            result, windows, self.config.timing.horizon)
+        diagnostics = neural_segment_metrics(result, windows, self.config.timing.horizon)
+        if self.config.train.pooled:
+            return self.last_fit | self.coordinator("").feedback(Feedback(assets, metrics.sharpe(result.returns))) \
+                | diagnostics
+        learned = {}
+        for name, coordinator in self.coordinators.items():
+            if coordinator.pending is not None and name in assets:  # each learns from its own asset's part
+                learned[name] = coordinator.feedback(Feedback({name: assets[name]},
+                                                              metrics.sharpe(result.contributions[name])))
+        return self.last_fit | {"asset_feedback": learned} | diagnostics
 
     def state_dict(self) -> dict:
-        return self.coordinator.state_dict()
+        return {name: coordinator.state_dict() for name, coordinator in self.coordinators.items()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.coordinator.load_state_dict(state)
+        for name, values in state.items():
+            self.coordinator(name).load_state_dict(values)
 
 
 def arrays_of(frame: pd.DataFrame) -> dict:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import backtrader as bt
 
-from ..bundle import get_bundle
+from ..bundle import bundle_for
 from .signal import predict_current
 
 OPENING_TYPES = (None, bt.Order.Market, bt.Order.Close, bt.Order.Limit)
 
 
 class RiskBrackets(bt.Strategy):
-    params = (("risk_bundle", None),)  # a Bundle or the path of one
+    params = (("risk_bundle", None),)  # a Bundle, the path of one, or {feed name: either}
 
     def _bracket_book(self) -> dict:
         """data -> {"parent", "stop", "take", "levels"} of the bracket guarding that data's position."""
@@ -26,12 +26,12 @@ class RiskBrackets(bt.Strategy):
             self.bracket_exits = {"stop": 0, "take": 0}
         return self._brackets
 
-    def risk_bundle(self):
-        return get_bundle(self.p.risk_bundle)
+    def risk_bundle(self, data):
+        return bundle_for(self.p.risk_bundle, data._name)
 
     def bracket_levels(self, data, direction: int) -> tuple[float, float] | None:
         """(stop price, take price) for an entry decided on this bar; None without enough history."""
-        signals = predict_current(self.risk_bundle(), data)
+        signals = predict_current(self.risk_bundle(data), data)
         if signals is None:
             return None
         suffix = "" if direction > 0 else "_short"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..bundle import get_bundle
+from ..bundle import bundle_for
 from ..decisions import AccountRecord, next_position
 from .base import SegmentStrategy
 from .brackets import RiskBrackets, levels_from
@@ -30,15 +30,16 @@ class FeedState:
 
 class NeuralStrategy(RiskBrackets, SegmentStrategy):
     params = (
-        ("bundle", None),   # a Bundle, or the path of one written by `nt-backtrader train`
+        ("bundle", None),   # a Bundle, the path of one written by `nt-backtrader train`, or {feed name: either}
         ("sizer", True),    # install a NeuralSizer (a sizer given to cerebro.addsizer wins)
     )
 
     def __init__(self):
-        self.bundle = get_bundle(self.p.bundle)
-        self.signals = {data: NeuralSignal(data, bundle=self.bundle) for data in self.datas}
+        self.bundles = {data: bundle_for(self.p.bundle, data._name) for data in self.datas}
+        self.bundle = self.bundles[self.datas[0]]  # the decision rule: the same in every bundle of a run
+        self.signals = {data: NeuralSignal(data, bundle=self.bundles[data]) for data in self.datas}
         if self.p.sizer:
-            self.setsizer(NeuralSizer(bundle=self.bundle, cash_buffer=self.p.cash_buffer))
+            self.setsizer(NeuralSizer(bundle=self.p.bundle, cash_buffer=self.p.cash_buffer))
         self.account = AccountRecord()  # read by the sizer: drawdown, recent PnL
         self.feeds = {data: FeedState() for data in self.datas}
         self.signal_exits = 0
@@ -48,8 +49,8 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
         """The first feed's signal (the only one in a single-feed script)."""
         return self.signals[self.datas[0]]
 
-    def risk_bundle(self):
-        return self.bundle
+    def risk_bundle(self, data):
+        return self.bundles[data]
 
     def bracket_levels(self, data, direction):
         suffix = "" if direction > 0 else "_short"

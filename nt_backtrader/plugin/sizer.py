@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import backtrader as bt
 
-from ..bundle import get_bundle
+from ..bundle import bundle_for
 from ..decisions import AccountRecord, state_vector
 from .signal import NeuralSignal, predict_current
 
@@ -36,21 +36,20 @@ class SizingRecord(NamedTuple):
 
 class NeuralSizer(bt.Sizer):
     params = (
-        ("bundle", None),         # a Bundle, or the path of one
+        ("bundle", None),         # a Bundle, the path of one, or {feed name: either}
         ("cash_buffer", 0.01),    # equity kept back so an order survives a gap up
         ("retint", False),        # whole shares only (rounded down)
     )
 
     def __init__(self):
-        self.bundle = get_bundle(self.p.bundle)
         self.own_record = AccountRecord()
         self.log = []             # one SizingRecord per opening order
         self._signal = None
 
-    def _signal_for(self, data) -> NeuralSignal | None:
+    def _signal_for(self, data, bundle) -> NeuralSignal | None:
         """The strategy's signal on this data and bundle, else a private one computed on demand."""
         signal = getattr(self.strategy, "signals", {}).get(data)
-        if isinstance(signal, NeuralSignal) and signal.bundle is self.bundle:
+        if isinstance(signal, NeuralSignal) and signal.bundle is bundle:
             return signal
         return None
 
@@ -71,11 +70,12 @@ class NeuralSizer(bt.Sizer):
         position = self.broker.getposition(data)
         if position.size and (position.size > 0) != isbuy:
             return abs(position.size)  # an order against the position closes it
-        signal = self._signal_for(data)
+        bundle = bundle_for(self.p.bundle, data._name)
+        signal = self._signal_for(data, bundle)
         if signal is not None:
             scaled, confidence, vol = signal.current("scaled"), signal.current("confidence"), signal.current("vol")
         else:
-            outputs = predict_current(self.bundle, data)
+            outputs = predict_current(bundle, data)
             if outputs is None:
                 return 0  # not enough history for the features yet
             scaled, confidence, vol = outputs.scaled[-1], outputs.confidence[-1], outputs.vol[-1]
@@ -85,8 +85,8 @@ class NeuralSizer(bt.Sizer):
         gross = self.gross_exposure(value)
         account = self._account()
         drawdown, _, recent = account.state(gross)
-        sizing = self.bundle.size(scaled, state_vector(drawdown, gross, recent, confidence), vol)
-        fraction = self.bundle.spec.limit(sizing.fraction, gross, drawdown)
+        sizing = bundle.size(scaled, state_vector(drawdown, gross, recent, confidence), vol)
+        fraction = bundle.limit(sizing.fraction, gross, drawdown)
         self.log.append(SizingRecord(data._name, data.datetime.date(0), 1 if isbuy else -1, fraction, sizing.network,
                                      sizing.twin, sizing.confidence, float(vol)))
         size = fraction * value * (1.0 - self.p.cash_buffer) / data.close[0]

@@ -62,8 +62,12 @@ def _finite(model: nn.Module) -> bool:
 
 def fit(model: nn.Module, n_fit: int, batch_loss: Callable[[nn.Module, np.ndarray], torch.Tensor],
         val_loss: Callable[[nn.Module], float], hyper: Hyper, epochs: int, patience: int,
-        rng: np.random.Generator, grad_clip: float = 1.0) -> FitResult:
-    """Train `model` on index blocks of [0, n_fit); keep the weights with the best validation loss."""
+        rng: np.random.Generator, grad_clip: float = 1.0, epoch_samples: int | None = None) -> FitResult:
+    """Train `model` on index blocks of [0, n_fit); keep the weights with the best validation loss.
+
+    With `epoch_samples`, an epoch visits a random share of the blocks worth about that many
+    rows, so that a pooled universe costs no more per epoch than one asset; over the epochs
+    every block is seen."""
     set_dropout(model, hyper.dropout)
     result = FitResult()
     lr = hyper.lr
@@ -82,7 +86,10 @@ def fit(model: nn.Module, n_fit: int, batch_loss: Callable[[nn.Module, np.ndarra
     for _ in range(epochs):
         model.train()
         losses = []
-        for idx in blocks(n_fit, hyper.batch_size, rng):
+        chosen = blocks(n_fit, hyper.batch_size, rng)
+        if epoch_samples and n_fit > epoch_samples:
+            chosen = chosen[:max(1, math.ceil(epoch_samples / hyper.batch_size))]
+        for idx in chosen:
             loss = batch_loss(model, idx)
             if torch.isfinite(loss):
                 opt.zero_grad()

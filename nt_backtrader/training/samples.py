@@ -46,7 +46,7 @@ class SegmentSamples:
 class AssetWindow:
     """One asset's bars up to the end of a train window, and where its train window and validation tail start."""
 
-    arrays: dict            # open, high, low, close, volume (numpy), and `dates` where known
+    arrays: dict            # open, high, low, close, volume and dates, as numpy arrays
     train_start: int
     val_start: int
 

@@ -22,6 +22,7 @@ from ..features import N_FEATURES, average_true_range, windows
 from ..networks import PositionSizingNet, RiskNet, TimingNet
 from . import losses
 from .brackets import bracket_returns
+from .limits import choose_limits
 from .loop import FitResult, Hyper, fit
 from .meta import annual_sharpe
 from .samples import AssetWindow, SegmentSamples, forward_return, next_open_return, pooled_scaler, prepare
@@ -120,7 +121,7 @@ class NeuralTrainer:
         def train_from(start: TimingNet, epochs: int) -> FitResult:
             return fit(start, count(fit_rows), lambda m, i: loss(m, x_fit[i], y_fit[i], r_fit[i]),
                        torch.no_grad()(lambda m: float(loss(m, x_val, y_val, r_val))), hyper, epochs,
-                       train.patience, rng, train.grad_clip)
+                       train.patience, rng, train.grad_clip, train.max_samples)
 
         result = train_from(net, train.max_epochs if self.warm["timing"] is not None else train.first_epochs)
         if not np.isfinite(result.best_val):
@@ -156,7 +157,11 @@ class NeuralTrainer:
         return Bundle([n.cpu().eval() for n in nets], sizing, risk, pooled_scaler(pool), self.spec, args,
                       tuple(members), tuple(float(w) for w in weights), tuple(float(t) for t in trust),
                       provenance, scalers={s.name: s.scaler for s in pool},
-                      portfolio_scale=portfolio_scale(pool)).eval()
+                      portfolio_scale=self.book_scale([s.arrays for s in pool])).eval()
+
+    def book_scale(self, arrays: list[dict]) -> float:
+        """The portfolio scale of the sizer's fractions (1 for the per-asset volatility-target twin)."""
+        return portfolio_scale(arrays) if self.config.sizing.portfolio else 1.0
 
     def member_outputs(self, bundle: Bundle, samples: SegmentSamples, rows: np.ndarray):
         return bundle.member_probabilities(samples.scaled, samples.arrays["close"], rows)
@@ -188,9 +193,32 @@ class NeuralTrainer:
                             "states": simulated_states(samples.arrays["close"], positions, conf, samples.first_row)})
         bundle.sizing, sizing_info = self.fit_sizing(pool, outputs, rng, bundle.sizing)
         bundle.risk, risk_info = self.fit_risk(pool, outputs, rng, bundle.risk)
+        if self.config.risk.limits == "learned":
+            bundle.limits, limits_info = self.fit_limits(pool, outputs, bundle.portfolio_scale)
+            risk_info |= limits_info
         self.warm["sizing"], self.warm["risk"] = cpu_state(bundle.sizing), cpu_state(bundle.risk)
         exposure = np.concatenate([np.abs(o["positions"]) for o in outputs])
         return bundle.eval(), {**sizing_info, **risk_info, "train_exposure": float(exposure.mean())}
+
+    # --- limits -----------------------------------------------------------------------------
+    def fit_limits(self, pool: list[SegmentSamples], outputs: list[dict], scale: float):
+        """The portfolio limits that did best on the validation tail, replayed on the train window."""
+        columns = {"positions": {}, "fractions": {}, "returns": {}}
+        for samples, out in zip(pool, outputs):
+            rows = np.arange(max(samples.first_row, samples.train_start), samples.n)
+            dates = samples.arrays["dates"][rows]
+            close = samples.arrays["close"]
+            vol = samples.features[rows, 8]
+            columns["positions"][samples.name] = pd.Series(out["positions"][rows], index=dates)
+            columns["fractions"][samples.name] = pd.Series(
+                [self.spec.twin_fraction(v) * scale for v in vol], index=dates)
+            ahead = np.append(close[rows[1:]] / close[rows[:-1]] - 1.0, 0.0)  # to the next close, 0 at the end
+            columns["returns"][samples.name] = pd.Series(ahead, index=dates)
+        tables = {k: pd.DataFrame(v).sort_index().fillna(0.0) for k, v in columns.items()}
+        val_start = min(samples.arrays["dates"][samples.val_start] for samples in pool)
+        fixed = (self.spec.max_fraction, self.spec.max_gross, self.spec.drawdown_brake)
+        return choose_limits(tables["positions"], tables["fractions"], tables["returns"], val_start, fixed,
+                             self.cost())
 
     # --- sizing -----------------------------------------------------------------------------
     def sizing_inputs(self, pool: list[SegmentSamples], outputs: list[dict], rows: list[np.ndarray]):
@@ -282,16 +310,15 @@ def equal_weight(dates: tuple, returns: tuple) -> np.ndarray:
     return table.mean(axis=1).sort_index().to_numpy()
 
 
-def portfolio_scale(pool: list[SegmentSamples], lookback: int = 3 * 252) -> float:
+def portfolio_scale(arrays: list[dict], lookback: int = 3 * 252) -> float:
     """What each asset's volatility-target fraction is multiplied by so that the portfolio, not each
     asset alone, meets the target: 1 / (N sqrt(w'Cw)) for equal weights w = 1/N and the assets'
     daily-return correlation C over the last `lookback` bars of the train window (1 for one asset)."""
-    n = len(pool)
-    if n == 1:
+    n = len(arrays)
+    if n <= 1:
         return 1.0
-    columns = [pd.Series(np.diff(np.log(s.arrays["close"][-lookback:])),
-                         index=s.arrays["dates"][-lookback:][1:]) for s in pool]
-    corr = pd.concat(columns, axis=1).corr(min_periods=60).fillna(0.0).to_numpy()
+    columns = [pd.Series(np.diff(np.log(a["close"][-lookback:])), index=a["dates"][-lookback:][1:]) for a in arrays]
+    corr = pd.concat(columns, axis=1).corr(min_periods=60).fillna(0.0).to_numpy(copy=True)
     np.fill_diagonal(corr, 1.0)
     w = np.full(n, 1.0 / n)
     return float(1.0 / (n * np.sqrt(max(w @ corr @ w, 1.0 / n))))
