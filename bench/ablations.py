@@ -13,14 +13,14 @@ off) and runs the full default walk-forward, with costs, on each dataset (or uni
     timing_classical   no timing net: the ensemble holds only tsmom and sma
     per_asset          a universe's networks trained per asset instead of pooled
     sizing_alone       each asset sized to the volatility target alone, not the portfolio
-    limits_fixed       the config's fixed portfolio limits instead of learned ones
+    limits_learned     portfolio limits learned on the validation tail instead of the fixed ones
 
 Prints per dataset the out-of-sample Sharpe and max drawdown (median and [min, max] over
 seeds), the number of configurations tried, the deflated Sharpe ratio of the full system
 with that number, and Hansen's SPA test of all variants against each baseline.
 
     python bench/ablations.py [--datasets sp500 nasdaq] [--seeds 0 1 2] [--workers 2]
-    python bench/ablations.py --datasets sp500+nasdaq --variants full per_asset sizing_alone limits_fixed
+    python bench/ablations.py --datasets sp500+nasdaq --variants full per_asset sizing_alone limits_learned
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ VARIANTS = {
     "timing_classical": {"meta.neural_members": 0},
     "per_asset": {"train.pooled": False},
     "sizing_alone": {"sizing.portfolio": False},
-    "limits_fixed": {"risk.limits": "fixed"},
+    "limits_learned": {"risk.limits": "learned"},
 }
 # Full-data runs of the neural strategy looked at while it was built (before this bench):
 # they are configurations tried too, and the deflated Sharpe counts them.

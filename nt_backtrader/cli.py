@@ -97,7 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="walk-forward backtest -> tear-sheet, returns.csv, metrics.json",
                               description="Walk-forward: for each segment train on the train window, trade "
                               "the next test window in backtrader (costs on), stitch the test windows, report "
-                              "them next to buy_hold, sma_cross and tsmom on the same dates.")
+                              "them next to buy_hold, sma_cross and tsmom on the same dates. Several assets "
+                              "(--dataset sp500,nasdaq, --csv a.csv --csv b.csv, --csv-dir DIR, --tickers A,B) "
+                              "are traded as one portfolio: one account, one feed per asset, networks trained "
+                              "on every asset's bars, baselines combined over the same assets.")
     run.add_argument("--strategy", help="neural (default) | buy_hold | sma_cross | tsmom")
     run.add_argument("--resume", action="store_true", help="continue the run whose checkpoint.pt is in --out "
                      "(written after every segment); it ends exactly as an uninterrupted run")

@@ -29,7 +29,8 @@ WEIGHTS_FIGURE = "weights.png"
 def benchmark_returns(universe, dates: pd.DatetimeIndex) -> pd.Series:
     """Buy-and-hold of the same assets on the same dates, close-to-close, no costs: with several,
     an equal weight in each asset that has a bar that day (rebalanced daily)."""
-    daily = pd.concat([frame["close"].pct_change() for frame in as_universe(universe).values()], axis=1)
+    closes = as_universe(universe).values()
+    daily = pd.concat([frame["close"].pct_change() for frame in closes], axis=1, sort=True)
     return daily.reindex(dates).mean(axis=1).rename("benchmark")
 
 

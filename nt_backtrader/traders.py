@@ -52,7 +52,7 @@ def classical_trader(name: str, config: Config) -> ClassicalTrader:
     if name == "buy_hold":
         return ClassicalTrader(name, BuyHold, common, 1)
     if name == "sma_cross":
-        params = {"fast": s.sma_fast, "slow": s.sma_slow, "allow_short": s.allow_short}
+        params = {"fast": s.sma_fast, "slow": s.sma_slow, "allow_short": s.allow_short, "vol_window": s.vol_window}
         return ClassicalTrader(name, SmaCross, common | params, max(s.sma_fast, s.sma_slow) + 1)
     if name == "tsmom":
         params = {"lookback": s.tsmom_lookback, "vol_target": s.vol_target, "vol_window": s.vol_window,

@@ -80,12 +80,14 @@ def test_frames(universe: dict, start: pd.Timestamp, end: pd.Timestamp, warmup: 
 
     An asset joins the first test window before which it has those warm-up bars (or as many as
     the calendar has, `calendar_bars`: an asset that starts with the calendar is always in), so
-    it trades from that window's first bar on; until then it is left out.
+    it trades from that window's first bar on; until then it is left out. An asset whose data
+    has ended stays in with its last bars, as in one continuous backtrader run: a position still
+    held is valued at its last close, never dropped.
     """
     out = {}
     for name, frame in universe.items():
         first, last = frame.index.searchsorted(start), frame.index.searchsorted(end)
-        if last > first and first >= min(warmup, calendar_bars):
+        if last > 0 and first >= min(warmup, calendar_bars):
             out[name] = frame.iloc[first - min(warmup, first):last]
     return out
 
@@ -178,4 +180,5 @@ def compare_baselines(frame: pd.DataFrame, config: Config, skip: str = "") -> di
 def segment_metrics(result) -> dict:
     r = result.returns
     return {"oos_return": float((1 + r).prod() - 1), "oos_sharpe": metrics.sharpe(r),
-            "n_fills": int(len(result.fills)), "end_equity": float(result.equity.iloc[-1])}
+            "n_fills": int(len(result.fills)), "end_equity": float(result.equity.iloc[-1]),
+            "asset_returns": {name: float(part.sum()) for name, part in result.contributions.items()}}

@@ -2,11 +2,14 @@
 
     nt-backtrader train --end 2010-12-31 --out model.pt
     python strategies/neural_from_bundle.py --bundle model.pt --csv SPY.csv
+    python strategies/neural_from_bundle.py --bundle model.pt --csv SPY.csv --csv TLT.csv --csv GLD.csv
 
 NeuralStrategy asks the timing network for entries and exits, its NeuralSizer for the size
-and the risk network for the bracket, all computed from the feed's own OHLCV lines.
+and the risk network for the bracket, all computed from each feed's own OHLCV lines; with
+several feeds it trades each of them, as one portfolio on one account.
 """
 import argparse
+from pathlib import Path
 
 import backtrader as bt
 
@@ -16,15 +19,17 @@ from nt_backtrader import NeuralStrategy, PnLFeedback, load_ohlcv, metrics
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", required=True, help="a bundle written by `nt-backtrader train`")
-    parser.add_argument("--csv", help="generic CSV with Date,Open,High,Low,Close,Volume columns")
+    parser.add_argument("--csv", action="append", help="generic CSV with Date,Open,High,Low,Close,Volume columns; "
+                        "repeat for a portfolio (each feed is named after its file)")
     parser.add_argument("--start", default="2011-01-01", help="first date (after the bundle's training data)")
     args = parser.parse_args(argv)
 
     cerebro = bt.Cerebro(stdstats=False)
-    if args.csv:
-        cerebro.adddata(bt.feeds.GenericCSVData(dataname=args.csv, dtformat="%Y-%m-%d", datetime=0, open=1,
-                                                high=2, low=3, close=4, volume=5, openinterest=-1))
-    else:
+    for csv in args.csv or []:
+        cerebro.adddata(bt.feeds.GenericCSVData(dataname=csv, dtformat="%Y-%m-%d", datetime=0, open=1,
+                                                high=2, low=3, close=4, volume=5, openinterest=-1),
+                        name=Path(csv).stem)
+    if not args.csv:
         cerebro.adddata(bt.feeds.PandasData(dataname=load_ohlcv(start=args.start), openinterest=None))
     cerebro.addstrategy(NeuralStrategy, bundle=args.bundle)
     cerebro.addanalyzer(PnLFeedback, _name="pnl")

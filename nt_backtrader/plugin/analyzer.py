@@ -26,6 +26,7 @@ class PnLFeedback(bt.Analyzer):
     def start(self):
         self.dates, self.values, self.sizes, self.closes, self.fills, self.orders = [], [], [], [], [], []
         self._filled = {}  # order ref -> (size, cost, commission) already recorded
+        self._recorded = set()  # refs of the orders in self.orders
 
     def next(self):
         strategy = self.strategy
@@ -36,12 +37,16 @@ class PnLFeedback(bt.Analyzer):
 
     def notify_order(self, order):
         if order.status == order.Submitted:
-            created = bt.num2date(order.created.dt).date()
-            if self.p.trade_from is None or created >= self.p.trade_from:
-                self.orders.append((created, order.data._name, order.created.size, order.getordername(),
-                                    order.created.price))
+            self._record_order(order)
         elif order.executed.size:
             self._record_fill(order)
+
+    def _record_order(self, order):
+        created = bt.num2date(order.created.dt).date()
+        if order.ref not in self._recorded and (self.p.trade_from is None or created >= self.p.trade_from):
+            self._recorded.add(order.ref)
+            self.orders.append((created, order.data._name, order.created.size, order.getordername(),
+                                order.created.price))
 
     def _record_fill(self, order):
         """Record what was executed since this order's last notification (partial fills add up)."""
@@ -55,6 +60,9 @@ class PnLFeedback(bt.Analyzer):
                            ex.comm - comm, order.getordername()))
 
     def stop(self):
+        # backtrader notifies an order on the bar after its decision: those of the last bar would be lost
+        for order in self.strategy.broker.orders:
+            self._record_order(order)
         # Computed once here: backtrader itself calls get_analysis() again when the run ends.
         self.rets = self._analyse()
 

@@ -29,14 +29,15 @@ class SegmentStrategy(bt.Strategy):
         self._trade_from = bt.date2num(dt.datetime.combine(trade_from, dt.time())) if trade_from else None
         carry = self.p.carry
         self._resume_at = bt.date2num(dt.datetime.fromisoformat(carry["date"])) if carry else None
-        for data in self.datas:
+        for data in (self.datas if carry else []):
+            # The carried positions are in place from the first bar, so the equity on the last warm-up
+            # bar (the previous run's last bar) equals the previous run's final equity. Flat feeds get
+            # theirs too, in feed order: the broker sums position values in the order it holds them,
+            # and the same order as a continuous run gives the same value to the last bit.
             held = self.carried(data)
-            if held.get("size"):
-                # The carried position is in place from the first bar, so the equity on the last
-                # warm-up bar (the previous run's last bar) equals the previous run's final equity.
-                position = bt.Position(held["size"], held["price"])
-                position.datetime = dt.datetime.fromisoformat(carry["date"])  # read by short-interest code
-                self.broker.positions[data] = position
+            position = bt.Position(held.get("size", 0.0), held.get("price", 0.0))
+            position.datetime = dt.datetime.fromisoformat(carry["date"])  # read by short-interest code
+            self.broker.positions[data] = position
 
     def carried(self, data) -> dict:
         """What the previous segment's run left for this feed (empty when nothing)."""
@@ -97,6 +98,10 @@ class TargetStrategy(SegmentStrategy):
     def weight(self) -> float:
         return self.p.asset_weight if self.p.asset_weight is not None else 1.0 / len(self.datas)
 
+    def weight_of(self, data) -> float:
+        """This feed's part of the capital now (an equal split unless a strategy says otherwise)."""
+        return self.weight
+
     def target(self, data) -> float | None:
         """Wanted exposure of one feed decided on this bar's close, before the asset weight; None = no view."""
         raise NotImplementedError
@@ -119,24 +124,40 @@ class TargetStrategy(SegmentStrategy):
         if self.warming_up():
             self.maybe_resume()
             return
+        wanted = []
         for data in self.datas:
             if not self.has_bar(data) or self.orders[data] is not None:
                 continue
             target = self.target(data)
             if target is None or target != target:  # no view, or indicators still warming up (NaN)
                 continue
-            target *= self.weight
+            target *= self.weight_of(data)
             last = self.last_target[data]
             if last is not None and abs(target - last) <= self.p.rebalance_band * self.weight:
                 continue
-            self.order_exposure(data, target)
+            wanted.append((data, target, self.exposure_delta(data, target)))
+        # Sales first: the broker checks each order against the cash as it is submitted, and their
+        # proceeds pay for the purchases. With several feeds one may have drifted above its weight
+        # (inside the band), leaving less cash than another's target needs: that purchase is cut
+        # to the cash there is, less half the cash buffer for a gap to the next open, rather than
+        # refused bar after bar. One feed's target never asks for more than the equity.
+        cash = self.broker.getcash()
+        for data, target, delta in sorted(wanted, key=lambda order: order[2] > 0):
+            price = data.close[0]
+            if delta > 0 and len(self.datas) > 1:
+                rate = self.broker.getcommissioninfo(data).getcommission(1.0, price) / price
+                affordable = max(0.0, cash) * (1.0 - self.p.cash_buffer / 2) / (price * (1.0 + rate))
+                delta = min(delta, affordable)
+            self.send(data, delta, target)
+            cash -= delta * price
 
-    def order_exposure(self, data, target: float) -> None:
-        """Order the size that makes this feed's position value = target x equity at this close."""
-        value = self.broker.getvalue()
-        price = data.close[0]
-        delta = target * value * (1.0 - self.p.cash_buffer) / price - self.getposition(data).size
-        if abs(delta) * price > 1e-9 * value:
+    def exposure_delta(self, data, target: float) -> float:
+        """The size that makes this feed's position value = target x equity at this close."""
+        return target * self.broker.getvalue() * (1.0 - self.p.cash_buffer) / data.close[0] - \
+            self.getposition(data).size
+
+    def send(self, data, delta: float, target: float) -> None:
+        if abs(delta) * data.close[0] > 1e-9 * self.broker.getvalue():
             self.orders[data] = self.buy(data=data, size=delta) if delta > 0 else self.sell(data=data, size=-delta)
         self.last_target[data] = target
 

@@ -31,15 +31,28 @@ class BuyHold(TargetStrategy):
 class SmaCross(TargetStrategy):
     """Long when the fast average is above the slow one, else flat (or short).
 
-    fast=1 compares the price itself with the slow average: the 200-day timing rule.
+    fast=1 compares the price itself with the slow average: the 200-day timing rule. With
+    several feeds the capital is split at equal risk: each feed's weight is proportional to
+    1 / its realised volatility, over the feeds that have one (one feed: the whole capital).
     """
 
-    params = (("fast", 1), ("slow", 200), ("allow_short", False))
+    params = (("fast", 1), ("slow", 200), ("allow_short", False), ("vol_window", 60))
 
     def __init__(self):
         super().__init__()
         self.fast = {d: d.close if self.p.fast <= 1 else bt.ind.SMA(d.close, period=self.p.fast) for d in self.datas}
         self.slow = {d: bt.ind.SMA(d.close, period=self.p.slow) for d in self.datas}
+        self.vol = {d: bt.ind.StdDev(bt.ind.PctChange(d.close, period=1), period=self.p.vol_window)
+                    for d in self.datas} if len(self.datas) > 1 else {}
+
+    def weight_of(self, data) -> float:
+        if not self.vol:
+            return super().weight_of(data)
+        inverse = {d: 1.0 / vol for d, vol in ((d, self.vol[d][0]) for d in self.datas if len(d)) if vol > 0}
+        if data not in inverse:
+            return super().weight_of(data)
+        # the feeds that have a volatility share their part of the capital at equal risk
+        return inverse[data] / sum(inverse.values()) * len(inverse) * super().weight_of(data)
 
     def target(self, data):
         fast, slow = self.fast[data][0], self.slow[data][0]

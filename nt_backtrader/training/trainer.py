@@ -30,6 +30,7 @@ from .samples import AssetWindow, SegmentSamples, forward_return, next_open_retu
 SHARPE_WEIGHT = 0.1     # the Sharpe loss (about -2..2 per batch) beside cross-entropy (about 0.69)
 THREE_CLASS_BAND = 0.5  # with shorts: |forward return| under this many sigmas is 'flat'
 MIN_SAMPLES = 50
+HEAD_HYPER = Hyper(lr=3e-3, batch_size=256, dropout=0.0, weight_decay=1e-4)  # the sizer's and risk net's fits
 
 
 @dataclass
@@ -250,8 +251,8 @@ class NeuralTrainer:
             return losses.sizing_loss(fraction, conf, multiplier, r, cfg.anchor)
 
         result = fit(net, count(fit_rows), lambda m, i: loss(m, x_fit[i], v_fit[i], r_fit[i]),
-                     torch.no_grad()(lambda m: float(loss(m, x_val, v_val, r_val))),
-                     Hyper(lr=3e-3, batch_size=256, dropout=0.0, weight_decay=1e-4), 30, 5, rng)
+                     torch.no_grad()(lambda m: float(loss(m, x_val, v_val, r_val))), HEAD_HYPER, 30, 5, rng,
+                     epoch_samples=train.max_samples)
         with torch.no_grad():
             fraction, _, multiplier = net(x_val, v_val)
         return net.cpu().eval(), {"sizing_epochs": result.epochs, "sizing_samples": count(fit_rows),
@@ -284,8 +285,8 @@ class NeuralTrainer:
         x_fit, y_fit = self.risk_samples(pool, outputs, fit_rows, net)
         x_val, y_val = self.risk_samples(pool, outputs, val_rows, net)
         result = fit(net, len(x_fit), lambda m, i: losses.bracket_loss(m(x_fit[i]), y_fit[i]),
-                     torch.no_grad()(lambda m: float(losses.bracket_loss(m(x_val), y_val))),
-                     Hyper(lr=3e-3, batch_size=256, dropout=0.0, weight_decay=1e-4), 30, 5, rng)
+                     torch.no_grad()(lambda m: float(losses.bracket_loss(m(x_val), y_val))), HEAD_HYPER, 30, 5,
+                     rng, epoch_samples=train.max_samples * (2 if self.spec.allow_short else 1))
         with torch.no_grad():
             stop, take = net.levels(x_val)
         return net.cpu().eval(), {"risk_epochs": result.epochs, "risk_val_stop_atr": float(stop.mean()),
