@@ -59,7 +59,7 @@ def main() -> None:
 
     bundle = params["bundle"]
     first = calendar[calendar.searchsorted(np.datetime64("2011-01-01"))]
-    windows = test_frames(assets, first, calendar[-1] + np.timedelta64(1, "D"), bundle.warmup_bars, len(calendar))
+    windows = test_frames(assets, first, calendar[-1], bundle.warmup_bars, len(calendar))
     asset_bars = sum(int((w.index >= first).sum()) for w in windows.values())
     neural = best_of(args.repeat, lambda: run_backtest(windows, NeuralStrategy, {"bundle": bundle},
                                                        trade_from=first.date()))

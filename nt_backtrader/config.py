@@ -200,6 +200,9 @@ def validate(config: Config) -> None:
             if item not in allowed:
                 hint = _did_you_mean(str(item), list(allowed))
                 raise ConfigError(f"config key '{key}' is {item!r}: {hint}choose one of {', '.join(allowed)}")
+    if config.sizing.max_fraction > config.sizing.max_gross:
+        raise ConfigError(f"sizing.max_fraction ({config.sizing.max_fraction}) is above sizing.max_gross "
+                          f"({config.sizing.max_gross}): one asset could never reach it; raise sizing.max_gross too")
     if config.walkforward.purge_bars < config.timing.horizon:
         raise ConfigError(f"walkforward.purge_bars ({config.walkforward.purge_bars}) must be >= timing.horizon "
                           f"({config.timing.horizon}): the gap between train and test covers the label horizon; "

@@ -24,7 +24,7 @@ from .signals import CLASSICAL_LOOKBACK
 from .splits import Segment
 from .training.coordinator import AssetFeedback, Coordinator, Feedback
 from .training.samples import OHLCV, AssetWindow
-from .training.trainer import MIN_SAMPLES, decision_spec
+from .training.trainer import MIN_SAMPLES, book_scale, decision_spec
 
 @dataclass
 class ClassicalTrader:
@@ -83,7 +83,10 @@ class NeuralTrader:
         self.device = configure(config.train.device, config.train.threads)
         self.coordinators: dict[str, Coordinator] = {}  # "" (pooled) or asset name -> its cycle
         self.spec = decision_spec(config)
-        self.warmup_bars = max(self.spec.feature_bars, CLASSICAL_LOOKBACK if config.meta.classical_members else 0)
+        # an asset trades once it has these bars before a test window; then it also has enough before
+        # the train window's end (a purge gap earlier) to be trained on, whatever the members
+        self.warmup_bars = max(self.spec.feature_bars, CLASSICAL_LOOKBACK if config.meta.classical_members else 0,
+                               self.spec.feature_bars + MIN_SAMPLES + config.walkforward.purge_bars)
         self.last_fit: dict = {}
 
     def coordinator(self, key: str) -> Coordinator:
@@ -93,10 +96,11 @@ class NeuralTrader:
 
     def fit(self, train: dict[str, pd.DataFrame], segment: Segment, calendar: pd.DatetimeIndex) -> dict:
         first, val = calendar[segment.train_start], calendar[segment.val_start]
-        # an asset with too little history to fill one feature window yet only trades (on pooled statistics)
-        assets = {name: AssetWindow(arrays_of(frame), int(frame.index.searchsorted(first)),
-                                    int(frame.index.searchsorted(val)))
-                  for name, frame in train.items() if len(frame) >= self.spec.feature_bars + MIN_SAMPLES}
+        windows = {name: AssetWindow(arrays_of(frame), int(frame.index.searchsorted(first)),
+                                     int(frame.index.searchsorted(val))) for name, frame in train.items()}
+        # an asset without MIN_SAMPLES rows of full features is not trained on yet (nor traded: see warmup_bars)
+        assets = {name: w for name, w in windows.items()
+                  if len(w.arrays["close"]) >= self.spec.feature_bars + MIN_SAMPLES} or windows
         meta = {"source": self.source, "assets": list(assets), "train_start": str(first.date()),
                 "train_end": str(max(frame.index[-1] for frame in train.values()).date()), "segment": segment.index}
         if self.config.train.pooled:
@@ -105,7 +109,7 @@ class NeuralTrader:
         bundles, fits = {}, {}
         for name, window in assets.items():
             bundles[name], fits[name] = self.coordinator(name).fit({name: window}, segment.index, meta)
-        scale = self.coordinator(name).trainer.book_scale([window.arrays for window in assets.values()])
+        scale = book_scale(self.config, [window.arrays for window in assets.values()])
         for bundle in bundles.values():
             bundle.portfolio_scale = scale  # trained alone, traded together: the same book-level target
         self.last_fit = next(iter(fits.values())) | {"asset_fits": fits}

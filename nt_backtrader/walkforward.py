@@ -74,9 +74,9 @@ def train_frames(universe: dict, end: pd.Timestamp) -> dict[str, pd.DataFrame]:
     return {name: frame for name, frame in out.items() if len(frame)}
 
 
-def test_frames(universe: dict, start: pd.Timestamp, end: pd.Timestamp, warmup: int,
+def test_frames(universe: dict, start: pd.Timestamp, last: pd.Timestamp, warmup: int,
                 calendar_bars: int) -> dict[str, pd.DataFrame]:
-    """Every asset's bars in [start, end), preceded by `warmup` of its own bars.
+    """Every asset's bars from `start` to `last` (inclusive), preceded by `warmup` of its own bars.
 
     An asset joins the first test window before which it has those warm-up bars (or as many as
     the calendar has, `calendar_bars`: an asset that starts with the calendar is always in), so
@@ -86,9 +86,9 @@ def test_frames(universe: dict, start: pd.Timestamp, end: pd.Timestamp, warmup: 
     """
     out = {}
     for name, frame in universe.items():
-        first, last = frame.index.searchsorted(start), frame.index.searchsorted(end)
-        if last > 0 and first >= min(warmup, calendar_bars):
-            out[name] = frame.iloc[first - min(warmup, first):last]
+        first, stop = frame.index.searchsorted(start), frame.index.searchsorted(last, side="right")
+        if stop > 0 and first >= min(warmup, calendar_bars):
+            out[name] = frame.iloc[first - min(warmup, first):stop]
     return out
 
 
@@ -122,7 +122,7 @@ def walk_forward(universe, config: Config, trader=None, progress: bool = True,
     bar = tqdm(segments, desc=f"walk-forward {trader.name}", unit="segment", disable=None if progress else True,
                leave=False, initial=state["done"])
     for seg in segments[state["done"]:]:
-        test_start, test_end = calendar[seg.test_start], calendar[seg.test_end - 1] + pd.Timedelta(days=1)
+        test_start, test_end = calendar[seg.test_start], calendar[seg.test_end - 1]
         # nothing at or after the end of the train window
         params = trader.fit(train_frames(universe, calendar[seg.train_end]), seg, calendar)
         windows = test_frames(universe, test_start, test_end, warmup, seg.test_start)

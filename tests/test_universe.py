@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from conftest import FUTURES, TINY, assert_same_up_to, yahoo_csv
-from nt_backtrader import NeuralSizer, NeuralStrategy, with_risk_brackets
+from nt_backtrader import NeuralSizer, NeuralStrategy, PnLFeedback, with_risk_brackets
 from nt_backtrader.config import Config, override
 from nt_backtrader.data import load_ohlcv
 from nt_backtrader.features import compute_features
@@ -432,3 +432,76 @@ def test_benchmark_is_the_mean_of_the_assets_close_to_close_returns_each_date(ho
         n_assets.append(len(moves))
         assert bench[day] == pytest.approx(sum(moves) / len(moves), rel=1e-12, abs=1e-15), day
     assert n_assets.count(1) >= 100 and n_assets.count(2) >= 500
+
+
+# --- 8. limits, unnamed feeds, training per asset ----------------------------------------------
+
+def test_replayed_book_enters_within_the_limits_by_hand():
+    """Two assets turn long on day 0 with fractions 0.8 and 0.7; day 1 earns 10% and 0%; then flat."""
+    from nt_backtrader.training.limits import choose_limits, replay_book
+
+    dates = pd.bdate_range("2020-01-01", periods=3)
+    positions = pd.DataFrame({"a": [1, 1, 0], "b": [1, 1, 0]}, index=dates)
+    fractions = pd.DataFrame({"a": [0.8, 0.8, 0.8], "b": [0.7, 0.7, 0.7]}, index=dates)
+    returns = pd.DataFrame({"a": [0.1, 0.0, 0.0], "b": [0.0, 0.0, 0.0]}, index=dates)
+    cells = np.array([[1.0, 1.0, 0.0], [0.5, 1.0, 0.0], [1.0, 0.6, 0.0]])
+    book = replay_book(positions, fractions, returns, cells, cost=0.0)
+    # a gets 0.8 and b what is left of gross 1 (0.2); a capped at 0.5 (b 0.5); gross 0.6 leaves a 0.6, b nothing
+    np.testing.assert_allclose(book[:, 0], [0.08, 0.05, 0.06])
+    np.testing.assert_allclose(book[:, 1:], 0.0)
+    with_cost = replay_book(positions, fractions, returns, cells, cost=0.001)
+    np.testing.assert_allclose(with_cost[:, 0], [0.08 - 0.001, 0.05 - 0.001, 0.06 - 0.0006])  # gross traded
+    np.testing.assert_allclose(with_cost[:, 2], [-0.001, -0.001, -0.0006])  # the exits
+    # every cell earns the same on the validation tail (day 1 on): the fixed limits win the tie
+    chosen, info = choose_limits(positions, fractions, returns, dates[1], (1.0, 1.0, 0.0), 0.0)
+    assert chosen == (1.0, 1.0, 0.0) and info["limits_val_sharpe"] == info["limits_fixed_val_sharpe"]
+
+
+class BuyEveryFeedOnce(bt.Strategy):
+    """Buys each feed on the same bar, sized by the cerebro's sizer."""
+
+    def next(self):
+        if len(self) == 500:  # every feed past the bundle's warm-up
+            for data in self.datas:
+                self.buy(data=data)
+
+
+def test_entries_decided_on_one_bar_share_the_gross_limit(three_feeds, active_bundle):
+    capped = dataclasses.replace(active_bundle, limits=(1.0, 0.6, 0.0))
+    strategy = run_script(three_feeds, BuyEveryFeedOnce, cerebro_sizer={"bundle": capped})
+    fractions = [record.fraction for record in strategy.getsizer().log]
+    assert len(fractions) == 3 and fractions[0] > 0
+    # each entry sees the ones before it as pending orders, each worth its fraction less the 1% cash buffer
+    assert sum(fractions) <= 0.6 / (1 - 0.01) + 1e-9
+    free = run_script(three_feeds, BuyEveryFeedOnce, cerebro_sizer={"bundle": active_bundle})
+    assert sum(r.fraction for r in free.getsizer().log) > 0.7  # without the limit the three add up further
+
+
+def test_unnamed_feeds_keep_their_trades_apart(sp500, nasdaq):
+    class TwoTrades(bt.Strategy):
+        def next(self):
+            if len(self) == 5:
+                self.buy(data=self.datas[0], size=10)
+                self.buy(data=self.datas[1], size=5)
+            elif len(self) == 10:
+                self.close(data=self.datas[0])
+
+    cerebro = bt.Cerebro(stdstats=False)
+    for frame in (sp500.loc["2010-01":"2010-02"], nasdaq.loc["2010-01":"2010-02"]):
+        cerebro.adddata(bt.feeds.PandasData(dataname=frame, openinterest=None))  # no name given
+    cerebro.addstrategy(TwoTrades)
+    cerebro.broker.setcash(1_000_000)
+    cerebro.addanalyzer(PnLFeedback, _name="pnl")
+    (done,) = cerebro.run()
+    report = done.analyzers.pnl.get_analysis()
+    assert list(report["weights"].columns) == ["data0", "data1"]
+    assert list(report["trades"]["asset"]) == ["data0"] and report["trades"]["size"].iloc[0] == 10
+    np.testing.assert_allclose(report["contributions"].sum(axis=1), report["returns"], atol=1e-12)
+
+
+def test_training_per_asset_gives_each_feed_its_own_networks(neural_pair):
+    universe, config, pooled = neural_pair
+    per_asset = walk_forward(universe, override(config, **{"train.pooled": False}), progress=False)
+    fits = per_asset.history[-1]["asset_fits"]
+    assert set(fits) == set(universe) and set(per_asset.fills["asset"]) == set(universe)
+    assert not per_asset.returns.equals(pooled.returns)

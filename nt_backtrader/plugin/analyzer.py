@@ -11,6 +11,7 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 
+from .feeds import asset_name
 from ..trades import FILL_COLUMNS, contributions, round_trips_by_asset
 
 ORDER_COLUMNS = ["date", "asset", "size", "type", "price"]
@@ -45,7 +46,7 @@ class PnLFeedback(bt.Analyzer):
         created = bt.num2date(order.created.dt).date()
         if order.ref not in self._recorded and (self.p.trade_from is None or created >= self.p.trade_from):
             self._recorded.add(order.ref)
-            self.orders.append((created, order.data._name, order.created.size, order.getordername(),
+            self.orders.append((created, asset_name(order.data), order.created.size, order.getordername(),
                                 order.created.price))
 
     def _record_fill(self, order):
@@ -56,7 +57,7 @@ class PnLFeedback(bt.Analyzer):
             return
         self._filled[order.ref] = (ex.size, ex.size * ex.price, ex.comm)
         new_size = ex.size - size
-        self.fills.append((bt.num2date(ex.dt).date(), order.data._name, new_size, (ex.size * ex.price - cost) / new_size,
+        self.fills.append((bt.num2date(ex.dt).date(), asset_name(order.data), new_size, (ex.size * ex.price - cost) / new_size,
                            ex.comm - comm, order.getordername()))
 
     def stop(self):
@@ -71,7 +72,7 @@ class PnLFeedback(bt.Analyzer):
 
     def _analyse(self) -> dict:
         dates = pd.DatetimeIndex([bt.num2date(d).date() for d in self.dates], name="date")
-        names = [d._name for d in self.strategy.datas]
+        names = [asset_name(d) for d in self.strategy.datas]
         values = pd.Series(self.values, index=dates, dtype=float)
         # The first trading bar's return is measured from the bar before it (the last warm-up
         # bar), or from the starting cash when there is none.

@@ -15,6 +15,8 @@ import datetime as dt
 
 import backtrader as bt
 
+from .feeds import asset_name
+
 
 class SegmentStrategy(bt.Strategy):
     params = (
@@ -41,7 +43,7 @@ class SegmentStrategy(bt.Strategy):
 
     def carried(self, data) -> dict:
         """What the previous segment's run left for this feed (empty when nothing)."""
-        return (self.p.carry or {}).get("assets", {}).get(data._name, {})
+        return (self.p.carry or {}).get("assets", {}).get(asset_name(data), {})
 
     def warming_up(self) -> bool:
         return self._trade_from is not None and self.datetime[0] < self._trade_from
@@ -53,7 +55,7 @@ class SegmentStrategy(bt.Strategy):
     def carry_out(self) -> dict:
         """Plain numbers that let the next segment's run continue where this one stopped."""
         return {"date": self.datetime.date(0).isoformat(), "cash": self.broker.getcash(),
-                "assets": {data._name: self.asset_carry(data) for data in self.datas}}
+                "assets": {asset_name(data): self.asset_carry(data) for data in self.datas}}
 
     def asset_carry(self, data) -> dict:
         position = self.getposition(data)

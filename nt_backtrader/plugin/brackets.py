@@ -11,6 +11,7 @@ from __future__ import annotations
 import backtrader as bt
 
 from ..bundle import bundle_for
+from .feeds import asset_name
 from .signal import predict_current
 
 OPENING_TYPES = (None, bt.Order.Market, bt.Order.Close, bt.Order.Limit)
@@ -27,7 +28,7 @@ class RiskBrackets(bt.Strategy):
         return self._brackets
 
     def risk_bundle(self, data):
-        return bundle_for(self.p.risk_bundle, data._name)
+        return bundle_for(self.p.risk_bundle, asset_name(data))
 
     def bracket_levels(self, data, direction: int) -> tuple[float, float] | None:
         """(stop price, take price) for an entry decided on this bar; None without enough history."""

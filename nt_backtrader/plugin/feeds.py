@@ -32,6 +32,12 @@ class FrameFeed(bt.feed.DataBase):
         return True
 
 
+def asset_name(data) -> str:
+    """The name a feed's results are kept under: the name given to cerebro.adddata, else data0, data1, ...
+    (backtrader leaves unnamed feeds with an empty name, which would merge their trades)."""
+    return data._name or f"data{data._id - 1}"
+
+
 def frame_feed(frame: pd.DataFrame, name: str = "data") -> FrameFeed:
     return FrameFeed(frame=frame, name=name)
 

@@ -14,6 +14,7 @@ from ..bundle import bundle_for
 from ..decisions import AccountRecord, next_position
 from .base import SegmentStrategy
 from .brackets import RiskBrackets, levels_from
+from .feeds import asset_name
 from .signal import NeuralSignal
 from .sizer import NeuralSizer
 
@@ -35,19 +36,13 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
     )
 
     def __init__(self):
-        self.bundles = {data: bundle_for(self.p.bundle, data._name) for data in self.datas}
-        self.bundle = self.bundles[self.datas[0]]  # the decision rule: the same in every bundle of a run
+        self.bundles = {data: bundle_for(self.p.bundle, asset_name(data)) for data in self.datas}
         self.signals = {data: NeuralSignal(data, bundle=self.bundles[data]) for data in self.datas}
         if self.p.sizer:
             self.setsizer(NeuralSizer(bundle=self.p.bundle, cash_buffer=self.p.cash_buffer))
         self.account = AccountRecord()  # read by the sizer: drawdown, recent PnL
         self.feeds = {data: FeedState() for data in self.datas}
         self.signal_exits = 0
-
-    @property
-    def signal(self) -> NeuralSignal:
-        """The first feed's signal (the only one in a single-feed script)."""
-        return self.signals[self.datas[0]]
 
     def risk_bundle(self, data):
         return self.bundles[data]
@@ -68,7 +63,7 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
 
     def decide(self, data) -> None:
         state, signal = self.feeds[data], self.signals[data]
-        state.wanted = next_position(state.wanted, signal.p_long[0], signal.p_short[0], self.bundle.spec)
+        state.wanted = next_position(state.wanted, signal.p_long[0], signal.p_short[0], self.bundles[data].spec)
         if state.blocked:
             state.blocked_bars -= 1
             if state.blocked_bars <= 0 or state.wanted != state.blocked:
@@ -83,7 +78,7 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
             state.order = self.buy(data=data) if state.wanted > 0 else self.sell(data=data)
 
     def on_bracket_exit(self, data, kind, direction):
-        self.feeds[data].blocked, self.feeds[data].blocked_bars = direction, self.bundle.spec.cooldown
+        self.feeds[data].blocked, self.feeds[data].blocked_bars = direction, self.bundles[data].spec.cooldown
 
     def notify_order(self, order):
         super().notify_order(order)

@@ -16,6 +16,7 @@ import backtrader as bt
 import numpy as np
 
 from ..bundle import Bundle, Signals, get_bundle
+from .feeds import asset_name
 
 
 def _ohlcv(data, end: int | None = None, size: int | None = None) -> list[np.ndarray]:
@@ -30,7 +31,7 @@ def predict_current(bundle: Bundle, data) -> Signals | None:
     size = bundle.warmup_bars
     if len(data) < size:
         return None
-    return bundle.predict(*_ohlcv(data, size=size), rows=np.array([size - 1]), asset=data._name)
+    return bundle.predict(*_ohlcv(data, size=size), rows=np.array([size - 1]), asset=asset_name(data))
 
 
 class NeuralSignal(bt.Indicator):
@@ -46,7 +47,7 @@ class NeuralSignal(bt.Indicator):
     def once(self, start, end):
         # backtrader calls once() twice (the first full bar, then the rest): predict the buffer once
         if not self._batched:
-            self._signals = self.bundle.predict(*_ohlcv(self.data, end=self.buflen()), asset=self.data._name)
+            self._signals = self.bundle.predict(*_ohlcv(self.data, end=self.buflen()), asset=asset_name(self.data))
             self._batched = True
         for line, values in ((self.lines.p_long, self._signals.p_long), (self.lines.p_short, self._signals.p_short)):
             line.array[start:end] = type(line.array)(line.array.typecode, values[start:end])

@@ -20,6 +20,7 @@ import backtrader as bt
 
 from ..bundle import bundle_for
 from ..decisions import AccountRecord, state_vector
+from .feeds import asset_name
 from .signal import NeuralSignal, predict_current
 
 
@@ -70,7 +71,7 @@ class NeuralSizer(bt.Sizer):
         position = self.broker.getposition(data)
         if position.size and (position.size > 0) != isbuy:
             return abs(position.size)  # an order against the position closes it
-        bundle = bundle_for(self.p.bundle, data._name)
+        bundle = bundle_for(self.p.bundle, asset_name(data))
         signal = self._signal_for(data, bundle)
         if signal is not None:
             scaled, confidence, vol = signal.current("scaled"), signal.current("confidence"), signal.current("vol")
@@ -87,13 +88,23 @@ class NeuralSizer(bt.Sizer):
         drawdown, _, recent = account.state(gross)
         sizing = bundle.size(scaled, state_vector(drawdown, gross, recent, confidence), vol)
         fraction = bundle.limit(sizing.fraction, gross, drawdown)
-        self.log.append(SizingRecord(data._name, data.datetime.date(0), 1 if isbuy else -1, fraction, sizing.network,
+        self.log.append(SizingRecord(asset_name(data), data.datetime.date(0), 1 if isbuy else -1, fraction, sizing.network,
                                      sizing.twin, sizing.confidence, float(vol)))
         size = fraction * value * (1.0 - self.p.cash_buffer) / data.close[0]
         return int(size) if self.p.retint else float(size)
 
     def gross_exposure(self, value: float) -> float:
-        """Sum of |position value| over every feed, per unit of equity."""
+        """Sum of |position value| over every feed, per unit of equity, counting the entries already
+        sent and not yet filled (on this bar or before), so that entries decided together share the limit."""
         if value <= 0:
             return 0.0
-        return sum(abs(self.broker.getposition(d).size) * d.close[0] for d in self.strategy.datas if len(d)) / value
+        held = sum(abs(self.broker.getposition(d).size) * d.close[0] for d in self.strategy.datas if len(d))
+        pending = sum(abs(order.created.size) * order.data.close[0] for order in self.broker.orders
+                      if order.alive() and order.exectype == bt.Order.Market and opens(order, self.broker))
+        return (held + pending) / value
+
+
+def opens(order, broker) -> bool:
+    """A market order that opens or adds to its feed's position (not one that reduces it)."""
+    held = broker.getposition(order.data).size
+    return held == 0 or (held > 0) == (order.created.size > 0)

@@ -23,8 +23,11 @@ BRAKES = (0.0, 0.1, 0.2)  # 0: no brake
 
 
 def limit_grid(fixed: tuple[float, float, float]) -> np.ndarray:
-    """(cells, 3) candidate (max weight, max gross, brake); the fixed limits first."""
-    cells = [fixed] + [c for c in itertools.product(MAX_WEIGHTS, MAX_GROSS, BRAKES) if c != tuple(fixed)]
+    """(cells, 3) candidate (max weight, max gross, brake), never looser than the configured weight and
+    gross caps; the fixed limits first."""
+    capped = dict.fromkeys((min(w, fixed[0]), min(g, fixed[1]), b)
+                           for w, g, b in itertools.product(MAX_WEIGHTS, MAX_GROSS, BRAKES))
+    cells = [tuple(fixed)] + [c for c in capped if c != tuple(fixed)]
     return np.asarray(cells, dtype=float)
 
 

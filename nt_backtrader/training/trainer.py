@@ -158,11 +158,7 @@ class NeuralTrainer:
         return Bundle([n.cpu().eval() for n in nets], sizing, risk, pooled_scaler(pool), self.spec, args,
                       tuple(members), tuple(float(w) for w in weights), tuple(float(t) for t in trust),
                       provenance, scalers={s.name: s.scaler for s in pool},
-                      portfolio_scale=self.book_scale([s.arrays for s in pool])).eval()
-
-    def book_scale(self, arrays: list[dict]) -> float:
-        """The portfolio scale of the sizer's fractions (1 for the per-asset volatility-target twin)."""
-        return portfolio_scale(arrays) if self.config.sizing.portfolio else 1.0
+                      portfolio_scale=book_scale(self.config, [s.arrays for s in pool])).eval()
 
     def member_outputs(self, bundle: Bundle, samples: SegmentSamples, rows: np.ndarray):
         return bundle.member_probabilities(samples.scaled, samples.arrays["close"], rows)
@@ -309,6 +305,11 @@ def equal_weight(dates: tuple, returns: tuple) -> np.ndarray:
         return np.asarray(returns[0], dtype=float)
     table = pd.concat([pd.Series(r, index=d) for d, r in zip(dates, returns)], axis=1)
     return table.mean(axis=1).sort_index().to_numpy()
+
+
+def book_scale(config: Config, arrays: list[dict]) -> float:
+    """The portfolio scale of the sizer's fractions (1 for the per-asset volatility-target twin)."""
+    return portfolio_scale(arrays) if config.sizing.portfolio else 1.0
 
 
 def portfolio_scale(arrays: list[dict], lookback: int = 3 * 252) -> float:
