@@ -115,7 +115,7 @@ class TrainConfig:
     first_epochs: int = 30               # the first segment starts from scratch
     patience: int = 3                    # epochs without a better validation loss before stopping
     max_samples: int = 2000              # most recent train samples per asset and segment; with several
-                                         # assets, also the rows a timing epoch visits (a random share of the pool)
+                                         # assets, also the rows an epoch visits (a random share of the pool)
     grad_clip: float = 1.0
     device: str = "auto"                 # auto | cpu | cuda
     threads: int = 0                     # torch CPU threads; 0 = one per core

@@ -66,8 +66,8 @@ def fit(model: nn.Module, n_fit: int, batch_loss: Callable[[nn.Module, np.ndarra
     """Train `model` on index blocks of [0, n_fit); keep the weights with the best validation loss.
 
     With `epoch_samples`, an epoch visits a random share of the blocks worth about that many
-    rows, so that a pooled universe costs no more per epoch than one asset; over the epochs
-    every block is seen."""
+    rows, so that a pooled universe costs little more per epoch than one asset; each epoch
+    draws its share afresh."""
     set_dropout(model, hyper.dropout)
     result = FitResult()
     lr = hyper.lr
