@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .config import CHOICES, CLASSICAL_STRATEGIES, DATASETS, Config, load_config, override
-from .data import source_name
+from .data import universe_name
 from .errors import ConfigError, UserError
 
 EXIT_USER_ERROR = 2
@@ -161,7 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .walkforward import compare_baselines, walk_forward
 
     config = config_from_args(args)
-    source = source_name(config.data)
+    source = universe_name(config.data)
     out = output_path(args, Path("reports") / f"{source}-{config.strategy.name}")
     trader = make_trader(config, source=source)
     universe = load_universe(config.data)
@@ -183,7 +183,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .training.samples import AssetWindow
 
     config = config_from_args(args)
-    source = source_name(config.data)
+    source = universe_name(config.data)
     out = output_path(args, Path("reports") / f"{source}-neural" / "bundle.pt", folder=False)
     universe = load_universe(config.data)
     coordinator = Coordinator(config, configure(config.train.device, config.train.threads))
@@ -215,7 +215,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from .walkforward import calendar_of
 
     config = config_from_args(args)
-    source = source_name(config.data)
+    source = universe_name(config.data)
     out = output_path(args, Path("reports") / f"{source}-bundle")
     bundle = Bundle.load(args.bundle)
     universe = load_universe(config.data)

@@ -119,9 +119,6 @@ def universe_name(cfg: DataConfig) -> str:
     return "+".join(names) if len(names) <= 3 else f"{names[0]}+{len(names) - 1}more"
 
 
-source_name = universe_name  # the one-asset name it gives is the name runs and bundles have always used
-
-
 def load_embedded(name: str) -> pd.DataFrame:
     if name not in EMBEDDED:
         raise DataError(f"unknown dataset '{name}': choose one of {', '.join(EMBEDDED)}, or give --csv FILE")
