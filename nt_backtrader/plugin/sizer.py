@@ -44,6 +44,7 @@ class NeuralSizer(bt.Sizer):
 
     def __init__(self):
         self.own_record = AccountRecord()
+        self._bundles = {}       # feed -> its bundle, resolved at its first order
         self.log = []             # one SizingRecord per opening order
         self._signal = None
 
@@ -71,7 +72,9 @@ class NeuralSizer(bt.Sizer):
         position = self.broker.getposition(data)
         if position.size and (position.size > 0) != isbuy:
             return abs(position.size)  # an order against the position closes it
-        bundle = bundle_for(self.p.bundle, asset_name(data))
+        if data not in self._bundles:
+            self._bundles[data] = bundle_for(self.p.bundle, asset_name(data))
+        bundle = self._bundles[data]
         signal = self._signal_for(data, bundle)
         if signal is not None:
             scaled, confidence, vol = signal.current("scaled"), signal.current("confidence"), signal.current("vol")

@@ -137,7 +137,7 @@ class Coordinator:
             test = slice(asset.first_test, None)
             returns.append(np.stack([unit_rule_returns(np.nan_to_num(pl, nan=0.0), np.nan_to_num(ps, nan=0.0),
                                                        close, spec, cost)[test] for pl, ps in zip(p_long, p_short)]))
-            dates.append(asset.arrays.get("dates", np.arange(len(close)))[test])
+            dates.append(asset.arrays["dates"][test])
             sizing_pairs += [(net * r, twin * r) for _, _, net, twin, r in asset.entries if np.isfinite(r)]
             risk_pairs.append(self._bracket_pairs(bundle, asset, scaled))
         # each member's rule on every asset at unit size, as one equal-weight book

@@ -171,7 +171,7 @@ class NeuralTrainer:
             rows = np.arange(samples.val_start, samples.n)
             p_long, p_short = self.member_outputs(bundle, samples, rows)
             close = samples.arrays["close"][rows]
-            dates = samples.arrays.get("dates", np.arange(samples.n))[rows][1:]
+            dates = samples.arrays["dates"][rows][1:]
             parts.append((dates, [unit_rule_returns(pl[rows], ps[rows], close, self.spec, self.cost())[1:]
                                   for pl, ps in zip(p_long, p_short)]))
         return [annual_sharpe(equal_weight(*zip(*[(dates, member[m]) for dates, member in parts])))
