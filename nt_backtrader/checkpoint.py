@@ -16,8 +16,9 @@ import torch
 
 from .errors import CheckpointError
 
-FORMAT_VERSION = 3  # 2: the tuner reads validation Sharpe; bundles record their feature spec;
-                   # 3: a universe: per-asset scalers, portfolio scale, per-asset carry
+FORMAT_VERSION = 4  # 2: the tuner reads validation Sharpe; bundles record their feature spec;
+                   # 3: a universe: per-asset scalers, portfolio scale, per-asset carry;
+                   # 4: the tuner's state holds its Optuna trials
 
 
 def digest(payload: dict) -> str:

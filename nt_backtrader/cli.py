@@ -11,8 +11,6 @@ from .data import universe_name
 from .errors import ConfigError, UserError
 
 EXIT_USER_ERROR = 2
-CHECKPOINT = "checkpoint.pt"
-LEARNING_FIGURE = "learning_progress.png"
 # --quick: the same pipeline with smaller nets and fewer epochs, for a first look in under a minute.
 QUICK = {"timing.hidden": 16, "train.first_epochs": 6, "train.max_epochs": 2, "train.max_samples": 1000}
 
@@ -82,6 +80,8 @@ def add_common_options(parser: argparse.ArgumentParser, out_help: str) -> None:
     parser.add_argument("--slippage-bps", type=float, help="slippage per side in basis points (default 1)")
     parser.add_argument("--cash", type=float, help="starting cash (default 100000)")
     parser.add_argument("--device", choices=CHOICES["train.device"], help="where the networks train (default auto)")
+    parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: one per core); "
+                        "results are bit-identical only at the same thread count")
     parser.add_argument("--quick", action="store_true", help="smaller networks, fewer epochs: a first look "
                         "in under a minute")
     parser.add_argument("--out", metavar="PATH", help=out_help)
@@ -124,6 +124,28 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_options(backtest)
     add_common_options(backtest, "report folder (default reports/<data>-bundle/)")
     backtest.set_defaults(func=cmd_backtest)
+
+    sweep = commands.add_parser("sweep", help="many walk-forward runs (seeds x data x variants x costs) on Ray "
+                                "-> sweep.csv, summary.md, summary.html", description=(
+                                    "Every cell of SWEEP.toml's grid is one `run` (a Ray task) writing the report "
+                                    "files of `run` under OUT/cells/<cell>/. The summary gives per data and variant "
+                                    "the Sharpe over seeds, the deflated Sharpe ratio counting every cell as a "
+                                    "trial, and Hansen's SPA test against each baseline. Run it again with the "
+                                    "same --out to finish an interrupted sweep: finished cells are skipped."),
+                                epilog="SWEEP.toml: a [base] table (any run config), a [grid] table of dotted "
+                                "keys -> lists (seed = [0, 1, 2], \"data.dataset\" = [\"sp500\", \"nasdaq\"]), "
+                                "optional [variants.NAME] tables of changes crossed with the grid. "
+                                "See bench/ablation.toml. Exit code 1 when a cell failed (its error is in "
+                                "sweep.csv and its log.txt), 2 for a bad sweep file.")
+    sweep.add_argument("file", metavar="SWEEP.toml", help="the sweep file")
+    sweep.add_argument("--out", metavar="DIR", help="sweep folder (default reports/sweep-<file name>/)")
+    sweep.add_argument("--cpus", type=int, metavar="N", help="CPUs of the local Ray (default: every core)")
+    sweep.add_argument("--cpus-per-cell", type=int, default=1, metavar="N",
+                       help="CPUs (and torch threads) per cell, unless the file sets train.threads (default 1)")
+    sweep.add_argument("--address", metavar="HOST:PORT", help="join a running Ray cluster ('auto': the one "
+                       "started on this machine with `ray start`) instead of starting a local Ray")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.set_defaults(func=cmd_sweep)
     return parser
 
 
@@ -147,7 +169,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         changes["data.columns"] = parse_columns(args.columns)
     for option, key in (("start", "data.start"), ("end", "data.end"), ("seed", "seed"),
                         ("commission_bps", "backtest.commission_bps"), ("slippage_bps", "backtest.slippage_bps"),
-                        ("cash", "backtest.cash"), ("strategy", "strategy.name"), ("device", "train.device")):
+                        ("cash", "backtest.cash"), ("strategy", "strategy.name"), ("device", "train.device"),
+                        ("threads", "train.threads")):
         value = getattr(args, option, None)
         if value is not None:
             changes[key] = value
@@ -155,24 +178,13 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .data import load_universe
-    from .progress_figure import draw_learning_progress
-    from .traders import make_trader
-    from .walkforward import compare_baselines, walk_forward
+    from .job import run_and_report
 
     config = config_from_args(args)
-    source = universe_name(config.data)
-    out = output_path(args, Path("reports") / f"{source}-{config.strategy.name}")
-    trader = make_trader(config, source=source)
-    universe = load_universe(config.data)
-    result = walk_forward(universe, config, trader=trader, progress=not args.quiet, checkpoint=out / CHECKPOINT,
-                          resume=args.resume)
-    figures = {}
-    if trader.name == "neural":
-        title = f"nt_backtrader neural on {source}: learning progress (seed {config.seed})"
-        figures[LEARNING_FIGURE] = lambda path: draw_learning_progress(result.history, path, title)
-    return write_and_print(result, universe, config, out, source,
-                           compare_baselines(universe, config, skip=trader.name), figures=figures)
+    out = output_path(args, Path("reports") / f"{universe_name(config.data)}-{config.strategy.name}")
+    table = run_and_report(config, out, progress=not args.quiet, resume=args.resume)
+    print_comparison(table, out)
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -211,6 +223,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from .bundle import Bundle
     from .data import load_universe, require_bars
     from .plugin import NeuralStrategy
+    from .report import write_report
     from .traders import classical_trader
     from .walkforward import calendar_of
 
@@ -234,9 +247,28 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     baselines = {}
     for name in CLASSICAL_STRATEGIES:
         trader = classical_trader(name, config)
-        baselines[name] = backtest_from(universe, first, config, name, trader.strategy, trader.params).summary()
-    return write_and_print(result, universe, config, out, source, baselines,
-                           extra={"bundle": str(args.bundle), "bundle_meta": trained})
+        baselines[name] = backtest_from(universe, first, config, name, trader.strategy, trader.params)
+    write_report(result, universe, config, out, source, baselines=baselines,
+                 extra={"bundle": str(args.bundle), "bundle_meta": trained})
+    print_comparison({result.strategy: result.summary()} | {n: b.summary() for n, b in baselines.items()}, out)
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import load_sweep, sweep
+    from .sweep.summary import SUMMARY_HTML, SUMMARY_MD
+
+    for option in ("cpus", "cpus_per_cell"):
+        if getattr(args, option) is not None and getattr(args, option) < 1:
+            raise ConfigError(f"--{option.replace('_', '-')} must be at least 1")
+    spec = load_sweep(args.file, threads=args.cpus_per_cell)  # every cell checked before any work
+    out = output_path(args, Path("reports") / f"sweep-{Path(args.file).stem}").resolve()
+    table = sweep(spec, out, cpus=args.cpus, address=args.address, cpus_per_cell=args.cpus_per_cell,
+                  progress=not args.quiet)
+    print((out / SUMMARY_MD).read_text().split("![")[0].rstrip())
+    print(f"\nsweep: {out}/sweep.csv, {out}/{SUMMARY_MD}, {out}/{SUMMARY_HTML}")
+    failed = int((table["status"] != "ok").sum())
+    return 1 if failed else 0
 
 
 def backtest_from(universe, first, config: Config, name: str, strategy: type, params: dict):
@@ -264,18 +296,9 @@ def output_path(args: argparse.Namespace, default: Path, folder: bool = True) ->
     return out
 
 
-def write_and_print(result, universe, config: Config, out: Path, source: str, baselines: dict,
-                    **report_args) -> int:
-    """The report files and the console table of `run` and `backtest`: the strategy next to its baselines."""
-    from .report import write_report
-
-    table = {result.strategy: result.summary()} | baselines
-    write_report(result, universe, config, out, source, comparison=table, **report_args)
-    print_comparison(table, result.summary(), out)
-    return 0
-
-
-def print_comparison(table: dict, summary: dict, out: Path) -> None:
+def print_comparison(table: dict, out: Path) -> None:
+    """The console table: the strategy (first) next to its baselines."""
+    summary = next(iter(table.values()))
     segments = f", {summary['n_segments']} walk-forward segments" if summary["n_segments"] else ""
     print(f"out of sample {summary['start']} .. {summary['end']} ({summary['n_days']} days{segments}), costs on:")
     print(f"  {'strategy':<14}{'Sharpe':>8}{'CAGR':>8}{'max DD':>9}{'turnover':>10}{'trades':>8}")

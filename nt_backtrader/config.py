@@ -26,7 +26,7 @@ CLASSICAL_MEMBERS = ("tsmom", "sma")                  # classical timing signals
 # String knobs with a fixed set of values.
 CHOICES = {"data.dataset": DATASETS, "strategy.name": STRATEGIES, "meta.classical_members": CLASSICAL_MEMBERS,
            "walkforward.window": ("expanding", "rolling"), "timing.loss": ("direction", "sharpe", "both"),
-           "train.device": ("auto", "cpu", "cuda"), "tuner.mode": ("network", "fixed", "random"),
+           "train.device": ("auto", "cpu", "cuda"), "tuner.mode": ("network", "fixed", "random", "optuna"),
            "risk.limits": ("learned", "fixed")}
 
 
@@ -149,6 +149,7 @@ class RiskConfig:
 @dataclass(frozen=True)
 class TunerConfig:
     mode: str = "network"                # network | fixed (config hyperparameters) | random (search)
+                                         # | optuna (TPE, the same bounds and budget)
     population: int = 3                  # timing candidates trained per segment, in every mode
     lr_min: float = 1e-4
     lr_max: float = 1e-2
@@ -277,17 +278,21 @@ def to_dict(obj) -> dict:
     return dataclasses.asdict(obj)
 
 
-def load_config(path: str | Path) -> Config:
+def read_toml(path: str | Path, what: str = "config file") -> dict:
+    """A TOML file's tables; a missing, foldered or invalid file is one ConfigError naming it."""
     path = Path(path)
     try:
-        values = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found: give an existing TOML file") from None
+        raise ConfigError(f"{what} {path} not found: give an existing TOML file") from None
     except IsADirectoryError:
-        raise ConfigError(f"config file {path} is a folder: give a TOML file") from None
+        raise ConfigError(f"{what} {path} is a folder: give a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML ({exc})") from None
-    return from_dict(Config, values)
+        raise ConfigError(f"{what} {path} is not valid TOML ({exc})") from None
+
+
+def load_config(path: str | Path) -> Config:
+    return from_dict(Config, read_toml(path))
 
 
 def override(config, **changes):

@@ -1,5 +1,6 @@
-"""Report files of a run: QuantStats tear-sheet, returns.csv, metrics.json, history.json, trades.csv,
-positions.csv (date x asset weights), assets.csv (each asset's contribution) and weights.png.
+"""Report files of a run: QuantStats tear-sheet, returns.csv, baselines.csv (the baselines' returns on
+the same dates), metrics.json, history.json, trades.csv, positions.csv (date x asset weights),
+assets.csv (each asset's contribution) and weights.png.
 
 All files are written to a hidden staging folder first and moved into place only when every
 one of them is complete, so a failed run never leaves half a report behind.
@@ -81,6 +82,13 @@ def comparison_frame(comparison: dict[str, dict]) -> pd.DataFrame:
     return table
 
 
+def baselines_frame(baselines: dict) -> pd.DataFrame:
+    """Date x baseline: each baseline's daily out-of-sample returns (what the sweep's SPA test reads)."""
+    table = pd.DataFrame({name: b.returns for name, b in baselines.items()})
+    table.index.name = "date"
+    return table
+
+
 def draw_weights(weights: pd.DataFrame, path: Path, source: str) -> None:
     """Each asset's weight (position value / equity) over time, stacked; short weights below zero."""
     import matplotlib
@@ -135,12 +143,14 @@ def inject_summary(path: Path, block: str) -> None:
 
 def write_report(result, universe, config: Config, out_dir: str | Path, source: str,
                  extra: dict | None = None, figures: dict | None = None, tearsheet: bool = True,
-                 comparison: dict[str, dict] | None = None) -> Path:
+                 baselines: dict | None = None) -> Path:
     """Write every report file of `result` into `out_dir`; returns the folder.
 
     `extra` adds keys to metrics.json; `figures` maps PNG file names to callables that draw
-    them; `comparison` maps strategy names to their summaries on the same dates.
+    them; `baselines` maps strategy names to their results (WalkForwardResult) on the same dates.
     """
+    comparison = {result.strategy: result.summary()} | {n: b.summary() for n, b in baselines.items()} if baselines \
+        else None
     out = Path(out_dir)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
@@ -160,6 +170,7 @@ def write_report(result, universe, config: Config, out_dir: str | Path, source: 
             figures = {WEIGHTS_FIGURE: lambda path: draw_weights(result.weights, path, source)} | (figures or {})
         if comparison:
             (stage / "comparison.csv").write_text(comparison_frame(comparison).to_csv())
+            (stage / "baselines.csv").write_text(baselines_frame(baselines).to_csv())
         (stage / "history.json").write_text(dump_json(result.history))
         (stage / "config.toml").write_text(to_toml(config))
         for name, draw in (figures or {}).items():

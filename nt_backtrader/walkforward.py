@@ -168,13 +168,10 @@ def concat(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     return new.reset_index(drop=True) if old.empty else pd.concat([old, new], ignore_index=True)
 
 
-def compare_baselines(frame: pd.DataFrame, config: Config, skip: str = "") -> dict[str, dict]:
+def compare_baselines(frame: pd.DataFrame, config: Config, skip: str = "") -> dict[str, WalkForwardResult]:
     """Classical baselines through the same walk-forward: the same test dates, the same costs."""
-    out = {}
-    for name in CLASSICAL_STRATEGIES:
-        if name != skip:
-            out[name] = walk_forward(frame, override(config, **{"strategy.name": name}), progress=False).summary()
-    return out
+    return {name: walk_forward(frame, override(config, **{"strategy.name": name}), progress=False)
+            for name in CLASSICAL_STRATEGIES if name != skip}
 
 
 def segment_metrics(result) -> dict:

@@ -1,11 +1,15 @@
 """Shared fixtures: real data slices, small walk-forward configs, and no network at all."""
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from curl_cffi import requests as curl_requests  # yfinance's HTTP client
 
 from nt_backtrader.config import Config, override
@@ -107,6 +111,19 @@ def assert_same_up_to(clean, changed, cutoff: pd.Timestamp) -> None:
                                       theirs[theirs["date"] <= cutoff].reset_index(drop=True), check_exact=True)
     # The change did reach the walk-forward: what comes after T differs.
     assert not clean.returns[~before].equals(changed.returns[changed.returns.index > cutoff])
+
+
+def kill_after_segments(proc, checkpoint, segments: int, timeout: float = 240) -> int:
+    """SIGKILL `proc` once the walk-forward checkpoint at `checkpoint` records `segments` done (or at
+    the timeout, or when the process ended); returns the segments it had done."""
+    done, deadline = 0, time.time() + timeout
+    while done < segments and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        if checkpoint.is_file():
+            done = torch.load(checkpoint, weights_only=True)["segments_done"]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return done
 
 
 TINY = {"walkforward.train_bars": 252, "walkforward.test_bars": 126, "timing.hidden": 8, "timing.heads": 2,

@@ -12,6 +12,7 @@ import pytest
 from conftest import edit_field, yahoo_csv
 from nt_backtrader.cli import main
 from nt_backtrader.data import load_ohlcv
+from nt_backtrader.metrics import sharpe
 
 SMALL = "[walkforward]\ntrain_bars = 252\ntest_bars = 126\n"
 
@@ -31,9 +32,9 @@ def test_run_writes_tearsheet_returns_and_metrics(tmp_path, capsys):
     code, stdout, _ = run_cli(["run", "--strategy", "sma_cross", "--start", "2010-01-01", "--end", "2013-12-31",
                                "--config", str(tmp_path / "small.toml"), "--out", str(out), "--quiet"], capsys)
     assert code == 0 and "tearsheet.html" in stdout and "tsmom" in stdout
-    assert sorted(p.name for p in out.iterdir()) == ["assets.csv", "checkpoint.pt", "comparison.csv", "config.toml",
-                                                     "history.json", "metrics.json", "positions.csv", "returns.csv",
-                                                     "tearsheet.html", "trades.csv", "weights.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["assets.csv", "baselines.csv", "checkpoint.pt", "comparison.csv",
+                                                     "config.toml", "history.json", "metrics.json", "positions.csv",
+                                                     "returns.csv", "tearsheet.html", "trades.csv", "weights.png"]
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("sharpe", "cagr", "max_drawdown", "psr", "turnover", "n_trades", "n_segments", "start", "end"):
         assert key in metrics
@@ -47,6 +48,11 @@ def test_run_writes_tearsheet_returns_and_metrics(tmp_path, capsys):
     assert list(comparison.index) == ["sma_cross", "buy_hold", "tsmom"]
     assert (comparison["start"] == metrics["start"]).all() and (comparison["end"] == metrics["end"]).all()
     assert comparison.loc["sma_cross", "sharpe"] == pytest.approx(metrics["sharpe"])
+    # the baselines' own daily returns, on the strategy's dates: their Sharpe is the comparison's
+    baselines = pd.read_csv(out / "baselines.csv", index_col="date", parse_dates=True)
+    assert list(baselines.columns) == ["buy_hold", "tsmom"] and baselines.index.equals(returns.index)
+    for name in baselines:
+        assert sharpe(baselines[name]) == pytest.approx(comparison.loc[name, "sharpe"], rel=1e-12)
 
 
 def test_benchmark_is_close_to_close_and_a_run_is_quiet_on_stderr(tmp_path):
@@ -108,9 +114,9 @@ def test_train_then_backtest_on_other_data(tmp_path, capsys):
                                     "2009-01-01", "--end", "2011-12-31", "--out", str(out), "--quiet"], capsys)
     assert code == 0 and "in-sample" not in stderr
     # the same report files as `run`, less the walk-forward's resume checkpoint
-    assert sorted(p.name for p in out.iterdir()) == ["assets.csv", "comparison.csv", "config.toml", "history.json",
-                                                     "metrics.json", "positions.csv", "returns.csv", "tearsheet.html",
-                                                     "trades.csv", "weights.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["assets.csv", "baselines.csv", "comparison.csv", "config.toml",
+                                                     "history.json", "metrics.json", "positions.csv", "returns.csv",
+                                                     "tearsheet.html", "trades.csv", "weights.png"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_days"] > 500
     comparison = pd.read_csv(out / "comparison.csv", index_col="strategy")

@@ -2,18 +2,15 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from conftest import TINY
+from conftest import TINY, kill_after_segments
 from nt_backtrader.cli import main
 from nt_backtrader.config import Config, MetaConfig, TrainConfig, TunerConfig, override, to_toml
 from nt_backtrader.networks.tuner import N_TUNER_INPUTS
@@ -61,13 +58,7 @@ def test_killed_run_resumes_to_exactly_the_uninterrupted_returns(tmp_path, capsy
     proc = subprocess.Popen([sys.executable, "-m", "nt_backtrader.cli", *args], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoint = killed / "checkpoint.pt"
-    done, deadline = 0, time.time() + 240
-    while done < 2 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-        if checkpoint.is_file():
-            done = torch.load(checkpoint, weights_only=True)["segments_done"]
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_after_segments(proc, checkpoint, 2)
     state = torch.load(checkpoint, weights_only=True)
     assert 2 <= state["segments_done"] < state["n_segments"] and not (killed / "returns.csv").exists()
 

@@ -5,7 +5,6 @@ import runpy
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from nt_backtrader import metrics
 

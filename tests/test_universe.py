@@ -20,7 +20,7 @@ from nt_backtrader import NeuralSizer, NeuralStrategy, PnLFeedback, with_risk_br
 from nt_backtrader.config import Config, override
 from nt_backtrader.data import load_ohlcv
 from nt_backtrader.features import compute_features
-from nt_backtrader.plugin import SmaCross, TargetStrategy, Tsmom, run_backtest
+from nt_backtrader.plugin import TargetStrategy, Tsmom, run_backtest
 from nt_backtrader.report import benchmark_returns, write_report
 from nt_backtrader.traders import arrays_of, make_trader
 from nt_backtrader.training.samples import prepare

@@ -104,8 +104,8 @@ class Coordinator:
         if n_members == 0:  # the classical-members-only ablation trains no timing net
             return [], None, {"lr": nan, "batch_size": nan, "dropout": nan, "weight_decay": nan, "candidates": [],
                               "timing_epochs": 0, "timing_val_loss": nan, "timing_val_accuracy": nan, "rollbacks": 0}
-        proposals = self.tuner.propose(state, torch.Generator().manual_seed(seed))
-        fits = [self.trainer.fit_timing(pool, p.hyper, seed * 16 + j) for j, p in enumerate(proposals)]
+        proposals, fits = self.tuner.search(state, seed, lambda j, hyper: self.trainer.fit_timing(pool, hyper,
+                                                                                             seed * 16 + j))
         val_losses = [f.result.best_val for f in fits]
         tuner_info = self.tuner.learn_from_validation(state, proposals, val_losses)
         order = np.argsort(val_losses, kind="stable")

@@ -3,13 +3,15 @@
 REINFORCE with a baseline, rewarded twice: within the segment by the validation loss each
 proposed candidate reached (the population's mean is the baseline), and after the segment
 by the realized out-of-sample Sharpe of the chosen candidate (a running mean is the
-baseline). Modes for the ablations: `fixed` (the config's hyperparameters, seeds differ) and
-`random` (uniform search in the same bounds, the same number of candidates).
+baseline). Modes for the ablations: `fixed` (the config's hyperparameters, seeds differ),
+`random` (uniform search in the same bounds, the same number of candidates) and `optuna`
+(Optuna's TPE in the same bounds at the same budget: what a user would pick instead).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -17,6 +19,7 @@ import torch
 from ..config import TrainConfig, TunerConfig
 from ..networks.tuner import N_ACTIONS, HyperparameterTunerNet
 from .loop import FitResult, Hyper
+from .optuna_search import OptunaSearch
 
 REALIZED_BASELINE_DECAY = 0.7
 
@@ -34,6 +37,7 @@ class Tuner:
         self.net = HyperparameterTunerNet(exploration=config.exploration)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.step_lr)
         self.realized_baseline = 0.0
+        self.optuna = OptunaSearch()
         # What the next state is made of; updated as results come in.
         self.last = {"val_improvement": 0.0, "val_loss": 0.0, "val_sharpe": 0.0, "realized_sharpe": 0.0,
                      "val_accuracy": 0.5, "settings": [0.5] * N_ACTIONS}
@@ -54,6 +58,21 @@ class Tuner:
         values = [last["val_improvement"], last["val_loss"], last["val_sharpe"] / 3.0, last["realized_sharpe"] / 3.0,
                   2.0 * (last["val_accuracy"] - 0.5), *last["settings"], volatility / 0.2 - 1.0]
         return torch.tensor(np.clip(values, -3.0, 3.0), dtype=torch.float32)
+
+    def search(self, state: torch.Tensor, seed: int, train: Callable[[int, Hyper], object]) -> tuple[list, list]:
+        """The segment's candidates: `train(j, hyper)` fits candidate j and returns its fit (with
+        `.result.best_val`). Returns the proposals and their fits, in order."""
+        if self.config.mode == "optuna":
+            fits = []
+
+            def evaluate(j: int, action: torch.Tensor) -> float:
+                fits.append(train(j, self.decode(action)))
+                return fits[-1].result.best_val
+
+            actions = self.optuna.search(self.config.population, seed, evaluate)
+            return [Proposal(a, self.decode(a)) for a in actions], fits
+        proposals = self.propose(state, torch.Generator().manual_seed(seed))
+        return proposals, [train(j, p.hyper) for j, p in enumerate(proposals)]
 
     def propose(self, state: torch.Tensor, generator: torch.Generator) -> list[Proposal]:
         n = self.config.population
@@ -107,10 +126,11 @@ class Tuner:
 
     def state_dict(self) -> dict:
         return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "realized_baseline": self.realized_baseline, "last": self.last}
+                "realized_baseline": self.realized_baseline, "last": self.last, "optuna": self.optuna.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.realized_baseline = state["realized_baseline"]
         self.last = state["last"]
+        self.optuna.load_state_dict(state["optuna"])

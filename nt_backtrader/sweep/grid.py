@@ -1,0 +1,129 @@
+"""A sweep file -> its cells: every combination of the grid (and of the named variants), each one
+complete run config with a readable name and a hash. Everything is checked before any work starts.
+
+    [base]                          # any run config, as `run --config` takes it
+    train = { max_epochs = 6 }
+    [grid]                          # dotted config keys -> lists; every combination is a cell
+    seed = [0, 1, 2]
+    "data.dataset" = ["sp500", "nasdaq"]
+    [variants.tuner_fixed]          # optional: named sets of changes, crossed with the grid
+    "tuner.mode" = "fixed"
+    [sweep]                         # optional
+    earlier_trials = 6              # configurations tried on this data before: the deflated Sharpe counts them
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import Config, from_dict, read_toml, to_toml
+from ..errors import ConfigError
+
+TABLES = ("base", "grid", "variants", "sweep")
+SWEEP_KEYS = ("earlier_trials",)
+# Grid keys that say which data and costs a cell is measured on: cells that share them are compared
+# with each other and with the same baselines. Every other key (and the variant) makes a variant.
+SETTING_PREFIXES = ("data.", "backtest.", "walkforward.")
+
+
+@dataclass(frozen=True)
+class Cell:
+    name: str                  # folder name under DIR/cells/, made of the grid values
+    values: dict               # grid key -> value, plus "variant" when the file names variants
+    config: Config
+    hash: str                  # of the complete config: a finished cell with the same hash is not run again
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+
+@dataclass(frozen=True)
+class Sweep:
+    path: Path
+    grid: dict                 # dotted key -> list of values
+    variants: dict             # variant name -> {dotted key: value}; {} when the file names none
+    cells: list[Cell]
+    earlier_trials: int = 0
+    setting_keys: list = field(default_factory=list)   # grid keys that define the data and costs
+    variant_keys: list = field(default_factory=list)   # grid keys (besides seed) that define a variant
+
+
+def config_hash(config: Config) -> str:
+    return hashlib.sha256(to_toml(config).encode()).hexdigest()[:16]
+
+
+def value_text(value) -> str:
+    return "+".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value).lower() \
+        if isinstance(value, bool) else str(value)
+
+
+def cell_name(values: dict) -> str:
+    """'variant=full__seed=0__data.dataset=sp500': readable, one folder per cell, safe on any file system."""
+    text = "__".join(f"{key}={value_text(value)}" for key, value in values.items())
+    return re.sub(r"[^A-Za-z0-9._+=-]", "_", text) or "base"
+
+
+def set_dotted(table: dict, dotted: str, value) -> None:
+    """table['a']['b'] = value for 'a.b', making the inner tables as needed."""
+    *heads, last = dotted.split(".")
+    for head in heads:
+        inner = table.setdefault(head, {})
+        if not isinstance(inner, dict):
+            raise ConfigError(f"config key '{head}' is a value, so '{dotted}' cannot be set")
+        table = inner
+    table[last] = value
+
+
+def load_sweep(path: str | Path, threads: int = 1) -> Sweep:
+    """Read and check a sweep file. A cell that does not set `train.threads` gets `threads` (the CPUs
+    each cell is given), so that its config.toml reruns it exactly with `nt-backtrader run`."""
+    path = Path(path)
+    raw = read_toml(path, "sweep file")
+    for key in raw:
+        if key not in TABLES:
+            raise ConfigError(f"sweep file {path}: unknown table [{key}]: use {', '.join(f'[{t}]' for t in TABLES)}")
+        if not isinstance(raw[key], dict):
+            raise ConfigError(f"sweep file {path}: '{key}' must be a table [{key}]")
+    for key in raw.get("sweep", {}):
+        if key not in SWEEP_KEYS:
+            raise ConfigError(f"sweep file {path}: unknown key '{key}' in [sweep]: known {', '.join(SWEEP_KEYS)}")
+    earlier = raw.get("sweep", {}).get("earlier_trials", 0)
+    if not isinstance(earlier, int) or isinstance(earlier, bool) or earlier < 0:
+        raise ConfigError(f"sweep file {path}: [sweep] earlier_trials must be a whole number >= 0")
+    grid = raw.get("grid", {})
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"sweep file {path}: grid key '{key}' must be a non-empty list, e.g. {key} = [0, 1]")
+    variants = raw.get("variants", {})
+    for name, changes in variants.items():
+        if not isinstance(changes, dict):
+            raise ConfigError(f"sweep file {path}: variant '{name}' must be a table [variants.{name}]")
+
+    cells = []
+    # grid values outermost, variants innermost: a sweep cut short has every variant of its first seeds
+    for combo in itertools.product(*grid.values()):
+        for variant in (list(variants) or [None]):
+            values = ({"variant": variant} if variant is not None else {}) | dict(zip(grid, combo))
+            table = copy.deepcopy(raw.get("base", {}))
+            changes = {**(variants[variant] if variant is not None else {}), **dict(zip(grid, combo))}
+            try:
+                for key, value in changes.items():
+                    set_dotted(table, key, value)
+                if "threads" not in table.get("train", {}):
+                    set_dotted(table, "train.threads", threads)
+                config = from_dict(Config, table)
+            except ConfigError as exc:
+                where = f"variant '{variant}'" if variant is not None else "grid"
+                raise ConfigError(f"sweep file {path} ({where}): {exc}") from None
+            cells.append(Cell(cell_name(values), values, config, config_hash(config)))
+    names = [cell.name for cell in cells]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"sweep file {path}: two cells have the same name: give each grid value once")
+    setting = [k for k in grid if k.startswith(SETTING_PREFIXES)]
+    variant_keys = [k for k in grid if k != "seed" and k not in setting]
+    return Sweep(path, grid, variants, cells, earlier, setting, variant_keys)
