@@ -9,6 +9,7 @@ from pathlib import Path
 from .config import CHOICES, CLASSICAL_STRATEGIES, DATASETS, Config, load_config, override
 from .data import universe_name
 from .errors import ConfigError, UserError
+from .job import print_comparison
 
 EXIT_USER_ERROR = 2
 # --quick: the same pipeline with smaller nets and fewer epochs, for a first look in under a minute.
@@ -261,6 +262,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for option in ("cpus", "cpus_per_cell"):
         if getattr(args, option) is not None and getattr(args, option) < 1:
             raise ConfigError(f"--{option.replace('_', '-')} must be at least 1")
+    if args.cpus and args.address:
+        raise ConfigError("--cpus sizes a local Ray; a cluster joined with --address has the CPUs its nodes have")
     spec = load_sweep(args.file, threads=args.cpus_per_cell)  # every cell checked before any work
     out = output_path(args, Path("reports") / f"sweep-{Path(args.file).stem}").resolve()
     table = sweep(spec, out, cpus=args.cpus, address=args.address, cpus_per_cell=args.cpus_per_cell,
@@ -294,18 +297,6 @@ def output_path(args: argparse.Namespace, default: Path, folder: bool = True) ->
     if folder and not existing.is_dir():
         raise ConfigError(f"--out {out} is a file: give a folder for the report")
     return out
-
-
-def print_comparison(table: dict, out: Path) -> None:
-    """The console table: the strategy (first) next to its baselines."""
-    summary = next(iter(table.values()))
-    segments = f", {summary['n_segments']} walk-forward segments" if summary["n_segments"] else ""
-    print(f"out of sample {summary['start']} .. {summary['end']} ({summary['n_days']} days{segments}), costs on:")
-    print(f"  {'strategy':<14}{'Sharpe':>8}{'CAGR':>8}{'max DD':>9}{'turnover':>10}{'trades':>8}")
-    for name, s in table.items():
-        print(f"  {name:<14}{s['sharpe']:>8.2f}{s['cagr']:>8.1%}{s['max_drawdown']:>9.1%}"
-              f"{s['turnover']:>9.1f}x{s['n_trades']:>8d}")
-    print(f"report: {out}/tearsheet.html")
 
 
 def main(argv: list[str] | None = None) -> int:

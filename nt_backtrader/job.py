@@ -34,3 +34,15 @@ def run_and_report(config: Config, out: Path, progress: bool = True, resume: boo
     baselines = compare_baselines(universe, config, skip=trader.name)
     write_report(result, universe, config, out, source, baselines=baselines, figures=figures)
     return {result.strategy: result.summary()} | {name: b.summary() for name, b in baselines.items()}
+
+
+def print_comparison(table: dict, out: Path) -> None:
+    """The console table: the strategy (first) next to its baselines."""
+    summary = next(iter(table.values()))
+    segments = f", {summary['n_segments']} walk-forward segments" if summary["n_segments"] else ""
+    print(f"out of sample {summary['start']} .. {summary['end']} ({summary['n_days']} days{segments}), costs on:")
+    print(f"  {'strategy':<14}{'Sharpe':>8}{'CAGR':>8}{'max DD':>9}{'turnover':>10}{'trades':>8}")
+    for name, s in table.items():
+        print(f"  {name:<14}{s['sharpe']:>8.2f}{s['cagr']:>8.1%}{s['max_drawdown']:>9.1%}"
+              f"{s['turnover']:>9.1f}x{s['n_trades']:>8d}")
+    print(f"report: {out}/tearsheet.html")

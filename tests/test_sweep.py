@@ -14,7 +14,11 @@ from conftest import kill_after_segments
 from nt_backtrader import metrics
 from nt_backtrader.cli import main
 from nt_backtrader.errors import ConfigError
+from nt_backtrader.config import Config
 from nt_backtrader.sweep import load_sweep
+from nt_backtrader.sweep.cell import finished, run_cell
+from nt_backtrader.sweep.grid import Cell
+from nt_backtrader.sweep.summary import Group, group_labels, spa_pvalues, variant_label
 from nt_backtrader.training.optuna_search import OptunaSearch
 
 
@@ -63,7 +67,7 @@ def test_sweep_file_mistakes_fail_before_any_work(tmp_path, capsys):
         "not a list": ("[grid]\nseed = 3\n", "grid key 'seed' must be a non-empty list"),
         "unknown table": ("[grdi]\nseed = [0]\n", "unknown table [grdi]"),
         "variant typo": ("[variants.a]\n\"risk.enabeld\" = false\n", "variant 'a'"),
-        "same cell twice": ("[grid]\nseed = [0, 0]\n", "two cells have the same name"),
+        "same cell twice": ("[grid]\nseed = [0, 0]\n", "two cells would share the folder 'seed=0'"),
     }
     for name, (body, message) in cases.items():
         path = sweep_file(tmp_path, body, f"{name.replace(' ', '_')}.toml")
@@ -166,6 +170,62 @@ def test_a_killed_sweep_continues_where_it_stopped(tmp_path, capsys):
                     "--quiet"], capsys)[0] == 0
     assert (tmp_path / "run" / "returns.csv").read_bytes() == (checkpoint.parent / "returns.csv").read_bytes()
     assert pd.read_csv(out / "sweep.csv")["status"].tolist() == ["ok"]
+
+
+def test_groups_are_the_cells_measured_on_the_same_data_dates_and_costs(tmp_path):
+    body = """[grid]
+seed = [0, 1]
+"data.start" = ["2005-01-01", "2010-01-01"]
+[variants.a]
+[variants.costly]
+"backtest.commission_bps" = 10
+"""
+    spec = load_sweep(sweep_file(tmp_path, body))
+    labels = group_labels(spec.cells)
+    assert len(set(labels.values())) == 4  # two start dates x two commissions
+    assert labels["variant=costly__seed=1__data.start=2010-01-01"] == \
+        "sp500, data.start=2010-01-01, backtest.commission_bps=10.0"
+    assert labels["variant=a__seed=0__data.start=2010-01-01"] == labels["variant=a__seed=1__data.start=2010-01-01"]
+    assert {variant_label(c, spec) for c in spec.cells} == {"a", "costly"}
+
+
+def test_spa_rejects_only_when_a_cell_beats_the_baseline(sp500):
+    rng = np.random.default_rng(0)
+    dates = sp500.index[-1000:]
+    base = pd.Series(rng.normal(0.0002, 0.01, len(dates)), index=dates)
+    p = {}
+    for name, shift in (("better", 0.002), ("worse", -0.002)):
+        returns = base + shift + pd.Series(rng.normal(0, 0.002, len(dates)), index=dates)
+        group = Group("sp500", rows={name: [(Cell(name, {}, Config(), "hash"), {}, returns)]},
+                      baselines={"tsmom": {"summary": {}, "returns": base}})
+        p[name] = spa_pvalues(group)["tsmom"]
+    assert p["better"] < 0.05 and p["worse"] > 0.3  # (a clearly worse model sits near 0.5)
+
+
+def test_a_cell_whose_config_changed_runs_again_from_scratch(tmp_path):
+    body = BASE + '\n[grid]\n"strategy.name" = ["tsmom"]\n'
+    cheap = load_sweep(sweep_file(tmp_path, body)).cells[0]
+    cells_dir = tmp_path / "cells"
+    first = run_cell(cheap, cells_dir)
+    assert first["status"] == "ok" and finished(cheap, cells_dir) == first
+    costly = load_sweep(sweep_file(tmp_path, body.replace("[grid]", "backtest = { commission_bps = 20 }\n\n[grid]"),
+                                   "costly.toml")).cells[0]
+    assert costly.name == cheap.name and costly.hash != cheap.hash and finished(costly, cells_dir) is None
+    record = run_cell(costly, cells_dir)
+    folder = cells_dir / cheap.name
+    assert record["status"] == "ok" and record["hash"] == costly.hash and record["sharpe"] < first["sharpe"]
+    assert (folder / "log.txt").read_text().count("--- cell") == 1  # the other config's files went first
+    assert json.loads((folder / "metrics.json").read_text())["commission_bps"] == 20.0
+
+
+def test_cpus_that_cannot_fit_a_cell_are_refused_before_any_work(tmp_path, capsys):
+    path = sweep_file(tmp_path, BASE + "\n[grid]\nseed = [0]\n")
+    out = tmp_path / "out"
+    code, _, err = run_cli(["sweep", str(path), "--out", str(out), "--cpus", "1", "--cpus-per-cell", "2"], capsys)
+    assert code == 2 and "needs 2 CPUs" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(["sweep", str(path), "--out", str(out), "--cpus", "2", "--address", "auto"], capsys)
+    assert code == 2 and "--cpus sizes a local Ray" in err
+    assert not out.exists()
 
 
 def test_optuna_search_finds_the_better_region_and_resumes_exactly():

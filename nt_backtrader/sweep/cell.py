@@ -47,13 +47,21 @@ def write_record(folder: Path, record: dict) -> None:
     atomic_write_text(folder / RECORD, json.dumps(record, indent=2, default=str))
 
 
+def relative_paths(cell: Cell) -> list[str]:
+    data = cell.config.data
+    paths = [*data.csv, *([data.csv_dir] if data.csv_dir else []), *([data.cache_dir] if data.tickers else [])]
+    return [p for p in paths if not Path(p).is_absolute()]
+
+
 def run_cell(cell: Cell, cells_dir: str | Path, cwd: str | None = None) -> dict:
     """Run `cell` and return its record; never raises for the cell's own failures (they are recorded)."""
-    from ..cli import print_comparison
-    from ..job import CHECKPOINT, run_and_report
+    from ..job import CHECKPOINT, print_comparison, run_and_report
 
     if cwd and Path(cwd).is_dir():  # relative data paths mean the same files as on the driver
         os.chdir(cwd)
+    elif cwd and relative_paths(cell):
+        return record_of(cell, "failed", error=f"relative data paths ({', '.join(relative_paths(cell))}) and no "
+                         f"folder {cwd} on this node: give absolute paths, or run from a folder every node shares")
     folder = Path(cells_dir) / cell.name
     earlier = read_record(folder)
     if earlier is None or earlier.get("hash") != cell.hash:

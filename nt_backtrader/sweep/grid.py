@@ -25,9 +25,10 @@ from ..errors import ConfigError
 
 TABLES = ("base", "grid", "variants", "sweep")
 SWEEP_KEYS = ("earlier_trials",)
-# Grid keys that say which data and costs a cell is measured on: cells that share them are compared
-# with each other and with the same baselines. Every other key (and the variant) makes a variant.
-SETTING_PREFIXES = ("data.", "backtest.", "walkforward.")
+# Config sections that fix what a cell is measured on (its data, dates and costs): cells that agree
+# on them are compared with each other and with the same baselines. Other grid keys make variants.
+SETTINGS = ("data", "walkforward", "backtest")
+MAX_NAME = 120  # characters of a cell's folder name; longer names are cut and end with the hash
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,9 @@ class Cell:
 @dataclass(frozen=True)
 class Sweep:
     path: Path
-    grid: dict                 # dotted key -> list of values
-    variants: dict             # variant name -> {dotted key: value}; {} when the file names none
     cells: list[Cell]
     earlier_trials: int = 0
-    setting_keys: list = field(default_factory=list)   # grid keys that define the data and costs
-    variant_keys: list = field(default_factory=list)   # grid keys (besides seed) that define a variant
+    variant_keys: list = field(default_factory=list)   # grid keys that make a variant (not seed, not SETTINGS)
 
 
 def config_hash(config: Config) -> str:
@@ -62,10 +60,11 @@ def value_text(value) -> str:
         if isinstance(value, bool) else str(value)
 
 
-def cell_name(values: dict) -> str:
+def cell_name(values: dict, config_hash: str) -> str:
     """'variant=full__seed=0__data.dataset=sp500': readable, one folder per cell, safe on any file system."""
     text = "__".join(f"{key}={value_text(value)}" for key, value in values.items())
-    return re.sub(r"[^A-Za-z0-9._+=-]", "_", text) or "base"
+    name = re.sub(r"[^A-Za-z0-9._+=-]", "_", text) or "base"
+    return name if len(name) <= MAX_NAME else f"{name[:MAX_NAME - 18]}__{config_hash}"
 
 
 def set_dotted(table: dict, dotted: str, value) -> None:
@@ -120,10 +119,13 @@ def load_sweep(path: str | Path, threads: int = 1) -> Sweep:
             except ConfigError as exc:
                 where = f"variant '{variant}'" if variant is not None else "grid"
                 raise ConfigError(f"sweep file {path} ({where}): {exc}") from None
-            cells.append(Cell(cell_name(values), values, config, config_hash(config)))
-    names = [cell.name for cell in cells]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"sweep file {path}: two cells have the same name: give each grid value once")
-    setting = [k for k in grid if k.startswith(SETTING_PREFIXES)]
-    variant_keys = [k for k in grid if k != "seed" and k not in setting]
-    return Sweep(path, grid, variants, cells, earlier, setting, variant_keys)
+            digest = config_hash(config)
+            cells.append(Cell(cell_name(values, digest), values, config, digest))
+    seen = set()
+    for cell in cells:
+        if cell.name in seen:
+            raise ConfigError(f"sweep file {path}: two cells would share the folder '{cell.name}': give each grid "
+                              "value once, and values that differ in letters, digits or ._+=-")
+        seen.add(cell.name)
+    variant_keys = [k for k in grid if k != "seed" and k.split(".")[0] not in SETTINGS]
+    return Sweep(path, cells, earlier, variant_keys)

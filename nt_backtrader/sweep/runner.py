@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -17,8 +18,8 @@ from tqdm.auto import tqdm
 from ..data import atomic_write_text
 from ..errors import ConfigError
 from ..runtime import usable_cores
-from .cell import finished, record_of, run_cell
-from .grid import Sweep
+from .cell import finished, read_record, record_of, run_cell
+from .grid import Cell, Sweep
 
 TABLE = "sweep.csv"
 CELLS = "cells"
@@ -48,44 +49,84 @@ def start_ray(cpus: int | None, address: str | None) -> bool:
     return True
 
 
+def cpus_of(cell: Cell, cpus_per_cell: int) -> int:
+    """The CPUs a cell's task reserves: its torch threads, when its config fixes them."""
+    return cell.config.train.threads or cpus_per_cell
+
+
+def check_fits(todo: list[Cell], cpus_per_cell: int, largest_node: float, where: str) -> None:
+    """A task that needs more CPUs than any node has would wait forever: refuse it before any work."""
+    need = max(cpus_of(cell, cpus_per_cell) for cell in todo)
+    if need > largest_node:
+        raise ConfigError(f"a cell needs {need} CPUs (its train.threads or --cpus-per-cell) but {where} has "
+                          f"{largest_node:g}: lower them or give more CPUs")
+
+
 def run_sweep(sweep: Sweep, out: Path, cpus: int | None = None, address: str | None = None,
               cpus_per_cell: int = 1, progress: bool = True) -> pd.DataFrame:
     """Run every cell of `sweep` not already finished under `out`; returns the sweep table."""
     import ray
 
-    out = out.resolve()
     cells_dir = out / CELLS
-    cells_dir.mkdir(parents=True, exist_ok=True)
     records = {cell.name: finished(cell, cells_dir) for cell in sweep.cells}
     todo = [cell for cell in sweep.cells if records[cell.name] is None]
-    table = write_table(out, sweep, records)
-    if not todo:
-        return table
-    started = start_ray(cpus, address)
+    changed = [cell.name for cell in todo if (read_record(cells_dir / cell.name) or {}).get("status") == "ok"]
+    if changed:
+        print(f"nt-backtrader: {len(changed)} finished cells have another config now (e.g. {changed[0]}): they run "
+              "again", file=sys.stderr)
+    started = False
+    if todo:  # checked and connected before anything is written
+        if not address:
+            check_fits(todo, cpus_per_cell, cpus or usable_cores(), f"--cpus {cpus or usable_cores()}")
+        started = start_ray(cpus, address)
     try:
-        task = ray.remote(num_cpus=cpus_per_cell, max_retries=TASK_RETRIES)(run_cell)
-        pending = {task.remote(cell, str(cells_dir), os.getcwd()): cell for cell in todo}
-        done_before = len(sweep.cells) - len(todo)
-        bar = tqdm(total=len(todo), unit="cell", disable=None if progress else True,
-                   desc="sweep" + (f" ({done_before} cells done before)" if done_before else ""))
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            cell = pending.pop(ready[0])
-            try:
-                record = ray.get(ready[0])
-            except ray.exceptions.RayError as exc:  # the worker died TASK_RETRIES + 1 times
-                record = record_of(cell, "failed", error=f"{type(exc).__name__} after {TASK_RETRIES} retries: "
-                                   f"{str(exc).splitlines()[0] if str(exc) else ''}")
-            if record["status"] == "ok" and finished(cell, cells_dir) is None:
-                record = record_of(cell, "failed", record["seconds"], error="the cell ran on a node whose files are "
-                                   "not visible here: give --out a folder every node shares")
-            records[cell.name] = record
-            table = write_table(out, sweep, records)
-            bar.update(1)
-            bar.set_postfix_str(f"{cell.name}: {record['status']}" + (f", Sharpe {record['sharpe']:.2f}"
-                                                                       if record["status"] == "ok" else ""))
-        bar.close()
+        cells_dir.mkdir(parents=True, exist_ok=True)
+        table = write_table(out, sweep, records)
+        if todo:
+            if address:
+                check_fits(todo, cpus_per_cell, max(n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]),
+                           "the largest node of the cluster")
+            table = run_cells(sweep, todo, records, out, cpus_per_cell, progress)
     finally:
         if started:
             ray.shutdown()
     return table
+
+
+def run_cells(sweep: Sweep, todo: list[Cell], records: dict, out: Path, cpus_per_cell: int,
+              progress: bool) -> pd.DataFrame:
+    import ray
+
+    cells_dir = out / CELLS
+    task = ray.remote(max_retries=TASK_RETRIES)(run_cell)
+    pending = {task.options(num_cpus=cpus_of(cell, cpus_per_cell)).remote(cell, str(cells_dir), os.getcwd()): cell
+               for cell in todo}
+    done_before = len(sweep.cells) - len(todo)
+    bar = tqdm(total=len(todo), unit="cell", disable=None if progress else True,
+               desc="sweep" + (f" ({done_before} cells done before)" if done_before else ""))
+    table = None
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        cell = pending.pop(ready[0])
+        try:
+            record = ray.get(ready[0])
+        except ray.exceptions.RayTaskError as exc:  # raised outside the cell's own guard: not retried
+            record = record_of(cell, "failed", error=first_line(exc.cause if exc.cause else exc))
+        except ray.exceptions.RayError as exc:  # its worker or node died on every one of the retries
+            record = record_of(cell, "failed", error=f"{type(exc).__name__} after {TASK_RETRIES} retries: "
+                               f"{first_line(exc)}")
+        if record["status"] == "ok" and finished(cell, cells_dir) is None:
+            record = record_of(cell, "failed", record["seconds"], error="the cell ran on a node whose files are "
+                               "not visible here: give --out a folder every node shares")
+        records[cell.name] = record
+        table = write_table(out, sweep, records)
+        bar.update(1)
+        bar.set_postfix_str(f"{cell.name}: {record['status']}" + (f", Sharpe {record['sharpe']:.2f}"
+                                                                   if record["status"] == "ok" else ""))
+    bar.close()
+    return table
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"

@@ -16,14 +16,16 @@ import numpy as np
 import pandas as pd
 
 from .. import metrics
+from ..config import to_dict
 from ..data import atomic_write_text, universe_name
 from ..report import dump_json, html_table
-from .grid import Cell, Sweep, value_text
+from .grid import SETTINGS, Cell, Sweep, value_text
 
 SUMMARY_MD = "summary.md"
 SUMMARY_HTML = "summary.html"
 FIGURE = "sharpe_by_variant.png"
 SPA_REPS = 1000
+SOURCE_KEYS = ("data.dataset", "data.csv", "data.csv_dir", "data.tickers")  # named by universe_name
 
 
 @dataclass
@@ -35,9 +37,27 @@ class Group:
     baselines: dict = field(default_factory=dict)   # name -> {"summary": dict, "returns": Series}
 
 
-def group_label(cell: Cell, sweep: Sweep) -> str:
-    extra = [f"{key}={value_text(cell.values[key])}" for key in sweep.setting_keys if not key.startswith("data.")]
-    return ", ".join([universe_name(cell.config.data), *extra])
+def settings_of(config) -> dict[str, str]:
+    """Dotted key -> value (as JSON text) of every key of the SETTINGS sections."""
+    return {f"{section}.{key}": json.dumps(value, sort_keys=True)
+            for section in SETTINGS for key, value in to_dict(getattr(config, section)).items()}
+
+
+def group_labels(cells: list[Cell]) -> dict[str, str]:
+    """Cell name -> the label of its group: the universe, plus every setting that differs between groups
+    (cells agreeing on every setting share a label and a group)."""
+    settings = {cell.name: settings_of(cell.config) for cell in cells}
+    keys = list(next(iter(settings.values()), {}))
+    differing = [k for k in keys if k not in SOURCE_KEYS and len({s[k] for s in settings.values()}) > 1]
+    labels, taken = {}, {}
+    for cell in cells:
+        identity = json.dumps(settings[cell.name], sort_keys=True)
+        label = ", ".join([universe_name(cell.config.data)] + [
+            f"{k}={json.loads(settings[cell.name][k])}" for k in differing])
+        while taken.setdefault(label, identity) != identity:  # two universes with one short name
+            label += "'"
+        labels[cell.name] = label
+    return labels
 
 
 def variant_label(cell: Cell, sweep: Sweep) -> str:
@@ -52,13 +72,13 @@ def read_returns(folder: Path, file: str) -> pd.DataFrame:
 
 def collect(sweep: Sweep, table: pd.DataFrame, cells_dir: Path) -> dict[str, Group]:
     records = {row["name"]: row for row in table.to_dict(orient="records")}
+    done = [cell for cell in sweep.cells if records[cell.name]["status"] == "ok"]
+    labels = group_labels(done)
     groups: dict[str, Group] = {}
-    for cell in sweep.cells:
+    for cell in done:
         record = records[cell.name]
-        if record["status"] != "ok":
-            continue
         folder = cells_dir / cell.name
-        group = groups.setdefault(group_label(cell, sweep), Group(group_label(cell, sweep)))
+        group = groups.setdefault(labels[cell.name], Group(labels[cell.name]))
         returns = read_returns(folder, "returns.csv")["strategy"]
         group.rows.setdefault(variant_label(cell, sweep), []).append((cell, record, returns))
         comparison = json.loads((folder / "metrics.json").read_text()).get("comparison", {})
@@ -76,11 +96,6 @@ def spread(values, fmt: str = "{:.2f}") -> str:
     if len(values) == 1:
         return fmt.format(values[0])
     return f"{fmt.format(np.median(values))} [{fmt.format(min(values))}, {fmt.format(max(values))}]"
-
-
-def daily_sharpe(returns: pd.Series) -> float:
-    sd = returns.std(ddof=1)
-    return float(returns.mean() / sd) if sd > 0 else 0.0
 
 
 def spa_pvalues(group: Group) -> dict[str, float]:
@@ -102,14 +117,18 @@ def spa_pvalues(group: Group) -> dict[str, float]:
 
 def analyse(sweep: Sweep, table: pd.DataFrame, cells_dir: Path) -> dict:
     """Every number the summary shows, as plain data (also written as summary.json)."""
+    groups = collect(sweep, table, cells_dir)
+    # One scope for both numbers of the deflated Sharpe: every cell of the sweep is a trial, and the
+    # spread of luck is that of the daily Sharpe ratios of every finished cell.
     n_trials = len(sweep.cells) + sweep.earlier_trials
+    sharpes = [metrics.sharpe(r, periods=1) for g in groups.values() for rows in g.rows.values() for *_, r in rows]
+    variance = float(np.var(sharpes, ddof=1)) if len(sharpes) > 1 else None
     out = {"cells": len(sweep.cells), "ok": int((table["status"] == "ok").sum()),
            "failed": table.loc[table["status"] == "failed", ["name", "error"]].to_dict(orient="records"),
-           "pending": int((table["status"].isin(["pending", "running"])).sum()), "n_trials": n_trials, "groups": {}}
-    for label, group in collect(sweep, table, cells_dir).items():
-        all_returns = [r for rows in group.rows.values() for _, _, r in rows]
-        variance = float(np.var([daily_sharpe(r) for r in all_returns], ddof=1)) if len(all_returns) > 1 else None
-        first = all_returns[0]
+           "pending": int((table["status"] == "pending").sum()), "n_trials": n_trials,
+           "sharpe_variance": variance, "groups": {}}
+    for label, group in groups.items():
+        first = next(iter(group.rows.values()))[0][2]
         variants = {}
         for variant, rows in group.rows.items():
             records = [record for _, record, _ in rows]
@@ -121,7 +140,7 @@ def analyse(sweep: Sweep, table: pd.DataFrame, cells_dir: Path) -> dict:
             "start": str(first.index[0].date()), "end": str(first.index[-1].date()), "variants": variants,
             "baselines": {name: {k: b["summary"][k] for k in ("sharpe", "max_drawdown", "turnover", "n_trades")}
                           for name, b in group.baselines.items()},
-            "spa": spa_pvalues(group), "sharpe_variance": variance}
+            "spa": spa_pvalues(group)}
     return out
 
 

@@ -6,6 +6,8 @@ validation tail and told before the next is asked. One study spans the whole wal
 trials of earlier segments (their validation losses; the windows differ, so this is an
 approximation a user of Optuna would make too) guide the later ones. The study is rebuilt from
 the recorded trials with a sampler seeded by (seed, segment), so a resumed run repeats exactly.
+The sampler keeps Optuna's defaults, as a user would: its first 10 trials (the first four
+segments at 3 candidates) are random, TPE proposes from then on.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import torch
 
 from ..networks.tuner import N_ACTIONS
 
-FAILED_VALUE = 10.0   # a candidate whose validation loss is not finite: worse than any real one
+FAILED_VALUE = 10.0   # the loss of a candidate that scored no finite validation loss: worse than any real one
 NAMES = tuple(f"u{i}" for i in range(N_ACTIONS))
 
 

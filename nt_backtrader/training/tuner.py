@@ -19,7 +19,7 @@ import torch
 from ..config import TrainConfig, TunerConfig
 from ..networks.tuner import N_ACTIONS, HyperparameterTunerNet
 from .loop import FitResult, Hyper
-from .optuna_search import OptunaSearch
+from .optuna_search import FAILED_VALUE, OptunaSearch
 
 REALIZED_BASELINE_DECAY = 0.7
 
@@ -96,7 +96,7 @@ class Tuner:
 
     def learn_from_validation(self, state: torch.Tensor, proposals: list[Proposal], val_losses: list[float]) -> dict:
         """Reward = minus the validation loss each candidate reached; the population mean is the baseline."""
-        rewards = -np.nan_to_num(np.asarray(val_losses, dtype=float), nan=10.0, posinf=10.0)
+        rewards = -np.nan_to_num(np.asarray(val_losses, dtype=float), nan=FAILED_VALUE, posinf=FAILED_VALUE)
         info = {"tuner_val_rewards": rewards.tolist(), "tuner_val_loss": float("nan")}
         if self.config.mode == "network" and len(proposals) > 1 and rewards.std() > 0:
             advantages = torch.tensor((rewards - rewards.mean()) / rewards.std(), dtype=torch.float32)
