@@ -179,14 +179,21 @@ seed = [0, 1]
 [variants.a]
 [variants.costly]
 "backtest.commission_bps" = 10
+[variants.shorts]                 # the classical baselines go short too: other baselines, another group
+"strategy.allow_short" = true
+[variants.optuna]                 # the same data, costs and baselines as `a`: the same group
+"tuner.mode" = "optuna"
 """
     spec = load_sweep(sweep_file(tmp_path, body))
     labels = group_labels(spec.cells)
-    assert len(set(labels.values())) == 4  # two start dates x two commissions
+    assert len(set(labels.values())) == 6  # two start dates x (1 bp, 10 bp, 1 bp with shorts)
     assert labels["variant=costly__seed=1__data.start=2010-01-01"] == \
-        "sp500, data.start=2010-01-01, backtest.commission_bps=10.0"
-    assert labels["variant=a__seed=0__data.start=2010-01-01"] == labels["variant=a__seed=1__data.start=2010-01-01"]
-    assert {variant_label(c, spec) for c in spec.cells} == {"a", "costly"}
+        "sp500, data.start=2010-01-01, backtest.commission_bps=10.0, strategy.allow_short=False"
+    assert labels["variant=shorts__seed=0__data.start=2005-01-01"].endswith("strategy.allow_short=True")
+    for start in ("2005-01-01", "2010-01-01"):
+        same = {labels[f"variant={v}__seed={seed}__data.start={start}"] for v in ("a", "optuna") for seed in (0, 1)}
+        assert len(same) == 1
+    assert {variant_label(c, spec) for c in spec.cells} == {"a", "costly", "shorts", "optuna"}
 
 
 def test_spa_rejects_only_when_a_cell_beats_the_baseline(sp500):

@@ -80,12 +80,12 @@ def run_sweep(sweep: Sweep, out: Path, cpus: int | None = None, address: str | N
             check_fits(todo, cpus_per_cell, cpus or usable_cores(), f"--cpus {cpus or usable_cores()}")
         started = start_ray(cpus, address)
     try:
+        if todo and address:
+            check_fits(todo, cpus_per_cell, max(n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]),
+                       "the largest node of the cluster")
         cells_dir.mkdir(parents=True, exist_ok=True)
         table = write_table(out, sweep, records)
         if todo:
-            if address:
-                check_fits(todo, cpus_per_cell, max(n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]),
-                           "the largest node of the cluster")
             table = run_cells(sweep, todo, records, out, cpus_per_cell, progress)
     finally:
         if started:
@@ -104,7 +104,6 @@ def run_cells(sweep: Sweep, todo: list[Cell], records: dict, out: Path, cpus_per
     done_before = len(sweep.cells) - len(todo)
     bar = tqdm(total=len(todo), unit="cell", disable=None if progress else True,
                desc="sweep" + (f" ({done_before} cells done before)" if done_before else ""))
-    table = None
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
         cell = pending.pop(ready[0])
@@ -113,8 +112,7 @@ def run_cells(sweep: Sweep, todo: list[Cell], records: dict, out: Path, cpus_per
         except ray.exceptions.RayTaskError as exc:  # raised outside the cell's own guard: not retried
             record = record_of(cell, "failed", error=first_line(exc.cause if exc.cause else exc))
         except ray.exceptions.RayError as exc:  # its worker or node died on every one of the retries
-            record = record_of(cell, "failed", error=f"{type(exc).__name__} after {TASK_RETRIES} retries: "
-                               f"{first_line(exc)}")
+            record = record_of(cell, "failed", error=f"after {TASK_RETRIES} retries: {first_line(exc)}")
         if record["status"] == "ok" and finished(cell, cells_dir) is None:
             record = record_of(cell, "failed", record["seconds"], error="the cell ran on a node whose files are "
                                "not visible here: give --out a folder every node shares")

@@ -38,9 +38,11 @@ class Group:
 
 
 def settings_of(config) -> dict[str, str]:
-    """Dotted key -> value (as JSON text) of every key of the SETTINGS sections."""
-    return {f"{section}.{key}": json.dumps(value, sort_keys=True)
-            for section in SETTINGS for key, value in to_dict(getattr(config, section)).items()}
+    """Dotted key -> value (as JSON text) of what fixes a cell's baselines: the SETTINGS sections (data,
+    dates, costs) and the classical rules' parameters (every strategy key but the name)."""
+    items = {f"{section}.{key}": value for section in SETTINGS for key, value in to_dict(getattr(config, section)).items()}
+    items |= {f"strategy.{key}": value for key, value in to_dict(config.strategy).items() if key != "name"}
+    return {key: json.dumps(value, sort_keys=True) for key, value in items.items()}
 
 
 def group_labels(cells: list[Cell]) -> dict[str, str]:
