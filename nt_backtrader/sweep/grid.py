@@ -56,8 +56,10 @@ def config_hash(config: Config) -> str:
 
 
 def value_text(value) -> str:
-    return "+".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value).lower() \
-        if isinstance(value, bool) else str(value)
+    """A grid value as a name: lists joined by '+', booleans as TOML writes them."""
+    if isinstance(value, (list, tuple)):
+        return "+".join(map(str, value))
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def cell_name(values: dict, config_hash: str) -> str:
@@ -107,9 +109,10 @@ def load_sweep(path: str | Path, threads: int = 1) -> Sweep:
     # grid values outermost, variants innermost: a sweep cut short has every variant of its first seeds
     for combo in itertools.product(*grid.values()):
         for variant in (list(variants) or [None]):
-            values = ({"variant": variant} if variant is not None else {}) | dict(zip(grid, combo))
+            point = dict(zip(grid, combo))
+            values = ({"variant": variant} if variant is not None else {}) | point
             table = copy.deepcopy(raw.get("base", {}))
-            changes = {**(variants[variant] if variant is not None else {}), **dict(zip(grid, combo))}
+            changes = {**(variants.get(variant, {})), **point}
             try:
                 for key, value in changes.items():
                     set_dotted(table, key, value)
