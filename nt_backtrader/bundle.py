@@ -20,8 +20,8 @@ from .decisions import STATE_INPUTS, DecisionSpec
 from .errors import CheckpointError
 from .features import FEATURE_SPEC, N_FEATURES, Scaler, average_true_range, compute_features, windows
 from .networks import PositionSizingNet, RiskNet, TimingNet
-from .networks.timing import long_short_probabilities
-from .signals import CLASSICAL_LOOKBACK, CLASSICAL_MEMBERS, classical_signal
+from .networks.timing import SeedAverage, long_short_probabilities
+from .signals import CLASSICAL_LOOKBACK, CLASSICAL_MEMBERS, classical_signal, primary_side
 
 KIND = "nt_backtrader.bundle"
 N_RISK_INPUTS = N_FEATURES + 1
@@ -87,7 +87,7 @@ class Bundle:
 
     @property
     def warmup_bars(self) -> int:
-        classical = any(m in CLASSICAL_MEMBERS for m in self.members)
+        classical = any(m in CLASSICAL_MEMBERS for m in self.members) or self.spec.timing_mode == "meta_label"
         return max(self.spec.feature_bars, CLASSICAL_LOOKBACK if classical else 0)
 
     def scaler_for(self, asset: str | None) -> Scaler:
@@ -111,6 +111,8 @@ class Bundle:
         inputs = [torch.as_tensor(windows(scaled, self.spec.window, chunk), dtype=torch.float32)
                   for chunk in chunks] if self.timing else []  # (B, L, F) each, shared by the members
         nets = iter(self.timing)
+        # meta-labeling: a net's p(take) goes to the side tsmom takes (none before its lookback)
+        side = primary_side(close, self.spec.allow_short) if self.spec.timing_mode == "meta_label" else None
         for i, name in enumerate(self.members):
             if name in CLASSICAL_MEMBERS:
                 pl, ps = classical_signal(name, close, self.spec.allow_short)
@@ -119,7 +121,11 @@ class Bundle:
             net = next(nets)
             for chunk, x in zip(chunks, inputs):
                 pl, ps = long_short_probabilities(net(x))
-                p_long[i, chunk], p_short[i, chunk] = pl.numpy(), ps.numpy()
+                if side is None:
+                    p_long[i, chunk], p_short[i, chunk] = pl.numpy(), ps.numpy()
+                else:
+                    take = pl.numpy()
+                    p_long[i, chunk], p_short[i, chunk] = take * (side[chunk] > 0), take * (side[chunk] < 0)
         return p_long, p_short
 
     def combine(self, p_long: np.ndarray, p_short: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -151,13 +157,13 @@ class Bundle:
     @torch.inference_mode()
     def brackets(self, scaled_rows: np.ndarray, direction: float) -> tuple[np.ndarray, np.ndarray]:
         """Stop and take-profit distances in ATRs: the risk net blended with fixed brackets by trust."""
-        n = len(scaled_rows)
+        n, width = len(scaled_rows), self.spec.bracket_width
         fixed_stop, fixed_take = np.full(n, self.spec.fixed_stop_atr), np.full(n, self.spec.fixed_take_atr)
         if not self.spec.use_risk or n == 0:
-            return fixed_stop, fixed_take
+            return width * fixed_stop, width * fixed_take
         stop, take = self.risk.levels(risk_inputs(scaled_rows, direction))
         t = self.trust[1]
-        return t * stop.numpy() + (1 - t) * fixed_stop, t * take.numpy() + (1 - t) * fixed_take
+        return width * (t * stop.numpy() + (1 - t) * fixed_stop), width * (t * take.numpy() + (1 - t) * fixed_take)
 
     def limit(self, fraction: float, gross: float, drawdown: float) -> float:
         """An entry's fraction within the portfolio limits: the largest weight per asset, what is
@@ -212,7 +218,7 @@ class Bundle:
             args, states = payload["args"], payload["state"]
             timing = []
             for state in states["timing"]:
-                net = TimingNet(**args["timing"])
+                net = timing_member(args["timing"], state)
                 net.load_state_dict(state)
                 timing.append(net)
             sizing, risk = PositionSizingNet(**args["sizing"]), RiskNet(**args["risk"])
@@ -231,6 +237,12 @@ class Bundle:
     @classmethod
     def load(cls, path: str | Path) -> "Bundle":
         return cls.from_payload(load_payload(path), source=str(path))
+
+
+def timing_member(args: dict, state: dict):
+    """An empty timing member for a saved state: one TimingNet, or a SeedAverage of as many as it holds."""
+    lines = {key.split(".")[1] for key in state if key.startswith("nets.")}
+    return SeedAverage([TimingNet(**args) for _ in lines]) if lines else TimingNet(**args)
 
 
 def scaler_payload(scaler: Scaler) -> dict:

@@ -16,9 +16,10 @@ import torch
 
 from .errors import CheckpointError
 
-FORMAT_VERSION = 4  # 2: the tuner reads validation Sharpe; bundles record their feature spec;
+FORMAT_VERSION = 5  # 2: the tuner reads validation Sharpe; bundles record their feature spec;
                    # 3: a universe: per-asset scalers, portfolio scale, per-asset carry;
-                   # 4: the tuner's state holds its Optuna trials
+                   # 4: the tuner's state holds its Optuna trials;
+                   # 5: seed ensembles, meta-labeling and the chosen least holding period
 
 
 def digest(payload: dict) -> str:

@@ -69,6 +69,9 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
                         "from the cache under data_feeds/cache/")
     group.add_argument("--columns", metavar="MAP", help="column mapping for the CSV files, "
                        "e.g. date=Datum,close=Schluss")
+    group.add_argument("--trade", type=name_list, metavar="NAMES", help="trade only these assets of the universe "
+                       "(comma-separated); the networks still learn from every asset, e.g. --dataset sp500,nasdaq "
+                       "--trade sp500")
     group.add_argument("--start", metavar="YYYY-MM-DD", help="first date used")
     group.add_argument("--end", metavar="YYYY-MM-DD", help="last date used")
 
@@ -168,6 +171,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     changes.update(data_source(args))
     if args.columns:
         changes["data.columns"] = parse_columns(args.columns)
+    if getattr(args, "trade", None):
+        changes["data.trade"] = tuple(args.trade)
     for option, key in (("start", "data.start"), ("end", "data.end"), ("seed", "seed"),
                         ("commission_bps", "backtest.commission_bps"), ("slippage_bps", "backtest.slippage_bps"),
                         ("cash", "backtest.cash"), ("strategy", "strategy.name"), ("device", "train.device"),

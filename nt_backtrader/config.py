@@ -27,7 +27,7 @@ CLASSICAL_MEMBERS = ("tsmom", "sma")                  # classical timing signals
 CHOICES = {"data.dataset": DATASETS, "strategy.name": STRATEGIES, "meta.classical_members": CLASSICAL_MEMBERS,
            "walkforward.window": ("expanding", "rolling"), "timing.loss": ("direction", "sharpe", "both"),
            "train.device": ("auto", "cpu", "cuda"), "tuner.mode": ("network", "fixed", "random", "optuna"),
-           "risk.limits": ("learned", "fixed")}
+           "risk.limits": ("learned", "fixed"), "timing.mode": ("direction", "meta_label")}
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,8 @@ class DataConfig:
     csv: tuple[str, ...] = ()               # CSV files, one asset each, instead of the embedded data
     csv_dir: str | None = None              # every *.csv in this folder too, sorted by name
     tickers: tuple[str, ...] = ()           # yfinance symbols instead (cached under cache_dir)
+    trade: tuple[str, ...] = ()             # the assets traded (and compared with the baselines); the
+                                            # others are trained on only. Empty: every asset is traded
     columns: dict[str, str] = field(default_factory=dict)  # our name -> the CSVs' column name
     start: str | None = None                # first date kept, YYYY-MM-DD
     end: str | None = None                  # last date kept, YYYY-MM-DD
@@ -44,7 +46,7 @@ class DataConfig:
 
     def __post_init__(self):
         # One name is a universe of one: dataset="nasdaq" means ("nasdaq",) in code and in override().
-        for name in ("dataset", "csv", "tickers"):
+        for name in ("dataset", "csv", "tickers", "trade"):
             object.__setattr__(self, name, _names(getattr(self, name)))
         if isinstance(self.csv_dir, os.PathLike):
             object.__setattr__(self, "csv_dir", os.fspath(self.csv_dir))
@@ -93,17 +95,22 @@ class StrategyConfig:
 
 @dataclass(frozen=True)
 class TimingConfig:
+    mode: str = "direction"              # direction: the net predicts the side; meta_label: the net decides
+                                         # whether to take the trade of the classical tsmom signal
     window: int = 32                     # bars the timing net reads, ending at the decision bar
     hidden: int = 32
     heads: int = 4
     layers: int = 1                      # Transformer encoder layers after the LSTM
     dropout: float = 0.1
+    seeds: int = 1                       # networks per neural member, from different seeds, averaged
     horizon: int = 5                     # label horizon (bars) of the direction loss
-    loss: str = "both"                   # direction | sharpe | both
-    turnover_bps: float = 10.0           # Sharpe-loss cost per unit of position change
-    enter: float = 0.55                  # enter when p(long) reaches this (p(short) with shorts)
-    exit: float = 0.45                   # leave when it falls below this
-    cooldown: int = 5                    # bars after a stop or take-profit before re-entering that side
+    loss: str = "both"                   # direction | sharpe | both (the Sharpe loss pays the backtest's costs)
+    # The turnover-aware part of the rule: every combination of these is replayed on the validation
+    # tail, costs on, and the one with the best Sharpe is traded (one value each: fixed by hand).
+    bands: tuple[float, ...] = (0.15, 0.05)  # no-trade band: enter at p >= 0.5 + band, leave below 0.5 - band
+    min_holds: tuple[int, ...] = (21, 5)  # bars a position is kept before the timing signal may close it
+    cooldowns: tuple[int, ...] = (21, 5)  # bars after a stop or take-profit before re-entering that side
+    bracket_widths: tuple[float, ...] = (4.0, 2.0, 1.0)  # the risk net's stop and take distances times this
 
 
 @dataclass(frozen=True)
@@ -204,6 +211,14 @@ def validate(config: Config) -> None:
     if config.sizing.max_fraction > config.sizing.max_gross:
         raise ConfigError(f"sizing.max_fraction ({config.sizing.max_fraction}) is above sizing.max_gross "
                           f"({config.sizing.max_gross}): one asset could never reach it; raise sizing.max_gross too")
+    t = config.timing
+    for key, values, low, high in (("bands", t.bands, 0.0, 0.5), ("min_holds", t.min_holds, 1, None),
+                                   ("cooldowns", t.cooldowns, 0, None), ("bracket_widths", t.bracket_widths, 0.1, None),
+                                   ("seeds", (t.seeds,), 1, None)):
+        bad = [v for v in values if v < low or (high is not None and v >= high)]
+        if bad:
+            limit = f"in [{low}, {high})" if high is not None else f">= {low}"
+            raise ConfigError(f"config key 'timing.{key}' has {bad[0]!r}: each value must be {limit}")
     if config.walkforward.purge_bars < config.timing.horizon:
         raise ConfigError(f"walkforward.purge_bars ({config.walkforward.purge_bars}) must be >= timing.horizon "
                           f"({config.timing.horizon}): the gap between train and test covers the label horizon; "
@@ -237,11 +252,15 @@ def _coerce(value, typ, where: str):
                 errors.append(exc)
         raise errors[0]
     if origin is tuple:
-        if isinstance(value, str):  # `dataset = "nasdaq"` is a list of one
-            return (value,)
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"config key '{where}' must be a list of strings")
-        return tuple(value)
+        item = typing.get_args(typ)[0]
+        if not isinstance(value, (list, tuple)):
+            value = [value]  # `dataset = "nasdaq"` is a list of one
+        if not value and item is not str:
+            raise ConfigError(f"config key '{where}' must list at least one {item.__name__}")
+        try:
+            return tuple(_coerce(v, item, where) for v in value)
+        except ConfigError:
+            raise ConfigError(f"config key '{where}' must be a list of {item.__name__}s, got {value!r}") from None
     if origin is dict:
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise ConfigError(f"config key '{where}' must be a table of strings")

@@ -94,7 +94,16 @@ def assets(cfg: DataConfig) -> list[Asset]:
             raise DataError(f"two assets are named '{asset.name}' ({seen[asset.name].source} and {asset.source}): "
                             "rename one of the files, or list each dataset and ticker once")
         seen[asset.name] = asset
+    unknown = [name for name in cfg.trade if name not in seen]
+    if unknown:
+        raise DataError(f"data.trade names '{unknown[0]}', which is not in the universe ({', '.join(seen)}): "
+                        "trade assets the data loads, or leave data.trade empty to trade them all")
     return found
+
+
+def traded(universe: dict, cfg: DataConfig) -> dict:
+    """The assets of `universe` that are traded: data.trade's, else all (the others are trained on only)."""
+    return {name: frame for name, frame in universe.items() if not cfg.trade or name in cfg.trade}
 
 
 def csv_files(folder: str | Path) -> list[Path]:
@@ -116,7 +125,8 @@ def asset_names(cfg: DataConfig) -> list[str]:
 def universe_name(cfg: DataConfig) -> str:
     """Short name of the universe for run folders and report titles: 'sp500', 'sp500+nasdaq', 'AAPL+9more'."""
     names = asset_names(cfg)
-    return "+".join(names) if len(names) <= 3 else f"{names[0]}+{len(names) - 1}more"
+    name = "+".join(names) if len(names) <= 3 else f"{names[0]}+{len(names) - 1}more"
+    return f"{'+'.join(cfg.trade)}@{name}" if cfg.trade else name  # 'sp500@sp500+nasdaq': sp500 traded, both learned
 
 
 def load_embedded(name: str) -> pd.DataFrame:

@@ -24,6 +24,9 @@ class DecisionSpec:
     enter: float = 0.55          # enter when p(long) (or p(short)) reaches this
     exit: float = 0.45           # leave when it falls below this
     cooldown: int = 5            # bars after a bracket exit before re-entering that side
+    min_hold: int = 1            # bars a position is kept before the timing signal may close it
+    bracket_width: float = 1.0   # the stop and take-profit distances (risk net or fixed) times this
+    timing_mode: str = "direction"  # direction | meta_label (the nets say whether to take tsmom's side)
     use_sizing: bool = True      # False: the classical twin, volatility-target fraction
     use_risk: bool = True        # False: the classical twin, fixed ATR brackets
     vol_target: float = 0.15
@@ -43,10 +46,15 @@ class DecisionSpec:
         return min(self.max_fraction, self.vol_target / max(vol, 1e-4))
 
 
-def next_position(previous: int, p_long: float, p_short: float, spec: DecisionSpec) -> int:
-    """The timing rule with hysteresis: -1 short, 0 flat, +1 long. NaN outputs mean flat."""
+def next_position(previous: int, age: int, p_long: float, p_short: float, spec: DecisionSpec) -> int:
+    """The timing rule with hysteresis: -1 short, 0 flat, +1 long. NaN outputs mean flat.
+
+    `age`: bars the rule has held `previous`; a position younger than spec.min_hold is kept
+    (a bracket may still close it: that is risk, not timing)."""
     if not (p_long == p_long) or not (p_short == p_short):  # NaN: no opinion yet
         return 0
+    if previous and age < spec.min_hold:
+        return previous
     if previous > 0 and p_long >= spec.exit:
         return 1
     if previous < 0 and p_short >= spec.exit:
@@ -58,11 +66,17 @@ def next_position(previous: int, p_long: float, p_short: float, spec: DecisionSp
     return 0
 
 
+def aged(previous: int, age: int, position: int) -> int:
+    """The age of `position` one bar on: 1 on the bar it changed, else one more."""
+    return age + 1 if position == previous else 1
+
+
 def decide_positions(p_long: np.ndarray, p_short: np.ndarray, spec: DecisionSpec) -> np.ndarray:
     positions = np.zeros(len(p_long), dtype=int)
-    previous = 0
+    previous, age = 0, 0
     for i, (pl, ps) in enumerate(zip(p_long, p_short)):
-        previous = positions[i] = next_position(previous, pl, ps, spec)
+        positions[i] = next_position(previous, age, pl, ps, spec)
+        previous, age = positions[i], aged(previous, age, positions[i])
     return positions
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import Config
-from .data import universe_name
+from .data import traded, universe_name
 
 CHECKPOINT = "checkpoint.pt"
 LEARNING_FIGURE = "learning_progress.png"
@@ -32,7 +32,7 @@ def run_and_report(config: Config, out: Path, progress: bool = True, resume: boo
         title = f"nt_backtrader neural on {source}: learning progress (seed {config.seed})"
         figures[LEARNING_FIGURE] = lambda path: draw_learning_progress(result.history, path, title)
     baselines = compare_baselines(universe, config, skip=trader.name)
-    write_report(result, universe, config, out, source, baselines=baselines, figures=figures)
+    write_report(result, traded(universe, config.data), config, out, source, baselines=baselines, figures=figures)
     return {result.strategy: result.summary()} | {name: b.summary() for name, b in baselines.items()}
 
 

@@ -29,3 +29,10 @@ def classical_signal(name: str, close: np.ndarray, allow_short: bool) -> tuple[n
     p_long = np.where(np.isnan(score), np.nan, (score > 0).astype(float))
     p_short = np.where(np.isnan(score), np.nan, (score < 0).astype(float) if allow_short else 0.0)
     return p_long, p_short
+
+
+def primary_side(close: np.ndarray, allow_short: bool) -> np.ndarray:
+    """The side meta-labeling asks the timing nets about: tsmom's +1 long, -1 short, 0 none (also
+    before its lookback is complete)."""
+    p_long, p_short = classical_signal("tsmom", close, allow_short)
+    return np.nan_to_num(p_long - p_short, nan=0.0)

@@ -85,7 +85,8 @@ class NeuralTrader:
         self.spec = decision_spec(config)
         # an asset trades once it has these bars before a test window; then it also has enough before
         # the train window's end (a purge gap earlier) to be trained on, whatever the members
-        self.warmup_bars = max(self.spec.feature_bars, CLASSICAL_LOOKBACK if config.meta.classical_members else 0,
+        classical = config.meta.classical_members or config.timing.mode == "meta_label"
+        self.warmup_bars = max(self.spec.feature_bars, CLASSICAL_LOOKBACK if classical else 0,
                                self.spec.feature_bars + MIN_SAMPLES + config.walkforward.purge_bars)
         self.last_fit: dict = {}
 
@@ -104,7 +105,8 @@ class NeuralTrader:
         meta = {"source": self.source, "assets": list(assets), "train_start": str(first.date()),
                 "train_end": str(max(frame.index[-1] for frame in train.values()).date()), "segment": segment.index}
         if self.config.train.pooled:
-            bundle, self.last_fit = self.coordinator("").fit(assets, segment.index, meta)
+            bundle, fit_info = self.coordinator("").fit(assets, segment.index, meta)
+            self.last_fit = fit_info | {"trained_on": list(assets)}
             return {"bundle": bundle, "cash_buffer": self.config.backtest.cash_buffer}
         bundles, fits = {}, {}
         for name, window in assets.items():

@@ -14,8 +14,8 @@ from tqdm.auto import tqdm
 
 from . import metrics, run_state
 from .config import CLASSICAL_STRATEGIES, Config, override
-from .data import as_universe, require_bars
-from .errors import CheckpointError
+from .data import as_universe, require_bars, traded
+from .errors import CheckpointError, DataError
 from .plugin import run_backtest
 from .plugin.analyzer import FILL_TABLE, ORDER_COLUMNS
 from .splits import Segment, bars_needed, split
@@ -103,6 +103,9 @@ def walk_forward(universe, config: Config, trader=None, progress: bool = True,
     universe = as_universe(universe)
     calendar = calendar_of(universe)
     trader = trader or make_trader(config)
+    if not traded(universe, config.data):
+        raise DataError(f"data.trade ({', '.join(config.data.trade)}) names no asset of the universe "
+                        f"({', '.join(universe)}): name assets the data holds, or leave data.trade empty")
     segments = segments_for(universe, config)
     warmup = max(config.walkforward.warmup_bars, trader.warmup_bars, 1)
     costs = config.backtest
@@ -125,7 +128,7 @@ def walk_forward(universe, config: Config, trader=None, progress: bool = True,
         test_start, test_end = calendar[seg.test_start], calendar[seg.test_end - 1]
         # nothing at or after the end of the train window
         params = trader.fit(train_frames(universe, calendar[seg.train_end]), seg, calendar)
-        windows = test_frames(universe, test_start, test_end, warmup, seg.test_start)
+        windows = test_frames(traded(universe, config.data), test_start, test_end, warmup, seg.test_start)
         result = run_backtest(windows, trader.strategy, params, cash=costs.cash,
                               commission_bps=costs.commission_bps, slippage_bps=costs.slippage_bps,
                               trade_from=test_start.date(), carry=carry)

@@ -39,7 +39,7 @@ def test_changed_future_after_t_changes_nothing_up_to_t_training_included(sp500_
     bar before its first bar (its fit, which saw bars before T only, must not change) and a
     bar inside it with orders before it (a prediction that read later bars would move one).
     """
-    config = override(tiny_config, **{"timing.enter": 0.5, "timing.exit": 0.5})
+    config = override(tiny_config, **{"timing.bands": [0.0]})
     clean = walk_forward(sp500_short, config, progress=False)
     assert set(FIT_KEYS) <= set().union(*(h.keys() for h in clean.history))
     dates = clean.orders["date"]

@@ -44,6 +44,9 @@ SMALL_SWEEP = BASE + """
 [grid]
 seed = [0, 1]
 
+[sweep]
+trials = "trials.csv"
+
 [variants.neural]
 [variants.optuna]
 "tuner.mode" = "optuna"
@@ -130,6 +133,8 @@ def test_a_small_sweep_on_local_ray(tmp_path, capsys):
     md = (out / "summary.md").read_text()
     median = np.median(neural["sharpe"])
     assert f"| neural | 2 | {median:.2f} [{min(neural['sharpe']):.2f}, {max(neural['sharpe']):.2f}] |" in md
+    trials = pd.read_csv(tmp_path / "trials.csv")  # next to the sweep file: each finished cell once
+    assert sorted(trials["name"]) == sorted(ok["name"]) and list(trials["sharpe"]) == list(ok["sharpe"])
     assert "Hansen's SPA" in md and "too_short" in md and md.split("\n")[0] in stdout
     assert (out / "sharpe_by_variant.png").stat().st_size > 10_000 and "<table>" in (out / "summary.html").read_text()
 
@@ -150,6 +155,23 @@ def test_a_small_sweep_on_local_ray(tmp_path, capsys):
         assert (out / "cells" / name / "log.txt").read_text().count("--- cell") == 2
     pd.testing.assert_frame_equal(pd.read_csv(out / "sweep.csv").drop(columns="seconds"),
                                   table.drop(columns="seconds"))
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "trials.csv"), trials)  # nothing recorded twice
+
+
+def test_the_deflated_sharpe_counts_every_recorded_trial(tmp_path):
+    from nt_backtrader.sweep.trials import COLUMNS, read_trials, trial_count
+
+    path = sweep_file(tmp_path, "[grid]\nseed = [0, 1]\n[sweep]\ntrials = \"trials.csv\"\nearlier_trials = 4\n")
+    spec = load_sweep(path)
+    assert spec.trials == tmp_path / "trials.csv" and trial_count(spec, read_trials(spec.trials)) == 2 + 4
+    earlier = [["a1", "2026-11-30", "old.toml", "x", "sp500", 0, 0.5, 20.0, 200],
+               ["a2", "2026-11-30", "old.toml", "y", "nasdaq", 0, 0.4, 20.0, 200],
+               [spec.cells[0].hash, "2026-12-01", "sweep.toml", spec.cells[0].name, "sp500", 0, 0.3, 5.0, 50]]
+    pd.DataFrame(earlier, columns=COLUMNS).to_csv(spec.trials, index=False)
+    assert trial_count(spec, read_trials(spec.trials)) == 3 + 1 + 4  # two earlier rows, this sweep's two cells
+    (tmp_path / "bad.toml").write_text("[sweep]\ntrials = 3\n")
+    with pytest.raises(ConfigError, match="trials must name a .csv file"):
+        load_sweep(tmp_path / "bad.toml")
 
 
 def test_a_killed_sweep_continues_where_it_stopped(tmp_path, capsys):

@@ -92,7 +92,7 @@ def neural_pair(sp500, nasdaq):
     """Two walk-forward segments of the tiny pooled networks on both indices (2004 to 2005-09)."""
     universe = {"sp500": sp500.loc["2004":"2005-09"], "nasdaq": nasdaq.loc["2004":"2005-09"]}
     # One torch thread: on a busy two-core machine two threads spin and the fits take ten times longer.
-    config = override(Config(), **TINY | {"timing.enter": 0.5, "timing.exit": 0.5, "train.threads": 1})
+    config = override(Config(), **TINY | {"timing.bands": [0.0], "train.threads": 1})
     return universe, config, walk_forward(universe, config, progress=False)
 
 

@@ -69,6 +69,21 @@ class TimingNet(nn.Module):
         return self.head(self.norm(self.last(h)))  # (B, C) logits of the decision bar
 
 
+class SeedAverage(nn.Module):
+    """A seed ensemble: timing nets of the same shape from different seeds, as one member.
+
+    Its output is the log of their mean class probabilities, so every reader of logits
+    (softmax, confidence) sees the averaged distribution."""
+
+    def __init__(self, nets: list):
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = torch.stack([torch.softmax(net(x), dim=-1) for net in self.nets]).mean(0)
+        return torch.log(probs.clamp_min(1e-12))
+
+
 def long_short_probabilities(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(p_long, p_short) from (flat, long) or (short, flat, long) logits."""
     probs = torch.softmax(logits, dim=-1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..bundle import bundle_for
-from ..decisions import AccountRecord, next_position
+from ..decisions import AccountRecord, aged, next_position
 from .base import SegmentStrategy
 from .brackets import RiskBrackets, levels_from
 from .feeds import asset_name
@@ -24,6 +24,7 @@ class FeedState:
     """The timing rule's state for one feed."""
 
     wanted: int = 0           # the rule's position after the feed's last bar
+    age: int = 0              # bars the rule has wanted it
     blocked: int = 0          # a side a bracket just closed: no re-entry there for a while
     blocked_bars: int = 0     # bars left in that wait
     order: object = None      # our pending entry or exit
@@ -63,7 +64,8 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
 
     def decide(self, data) -> None:
         state, signal = self.feeds[data], self.signals[data]
-        state.wanted = next_position(state.wanted, signal.p_long[0], signal.p_short[0], self.bundles[data].spec)
+        wanted = next_position(state.wanted, state.age, signal.p_long[0], signal.p_short[0], self.bundles[data].spec)
+        state.wanted, state.age = wanted, aged(state.wanted, state.age, wanted)
         if state.blocked:
             state.blocked_bars -= 1
             if state.blocked_bars <= 0 or state.wanted != state.blocked:
@@ -98,6 +100,7 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
                 held = self.carried(data)
                 if held:
                     state.wanted, state.blocked, state.blocked_bars = held["wanted"], held["blocked"], held["blocked_bars"]
+                    state.age = held["age"]
 
     def carry_out(self) -> dict:
         return super().carry_out() | {"account": self.account.to_dict()}
@@ -112,7 +115,7 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
         elif order is not None:
             exit_ = True
         levels = self.live_levels(data)
-        return super().asset_carry(data) | {"wanted": state.wanted, "blocked": state.blocked,
+        return super().asset_carry(data) | {"wanted": state.wanted, "age": state.age, "blocked": state.blocked,
                                             "blocked_bars": state.blocked_bars, "entry": entry, "exit": exit_,
                                             "levels": list(levels) if levels else None}
 

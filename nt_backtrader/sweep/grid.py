@@ -10,6 +10,8 @@ complete run config with a readable name and a hash. Everything is checked befor
     "tuner.mode" = "fixed"
     [sweep]                         # optional
     earlier_trials = 6              # configurations tried on this data before: the deflated Sharpe counts them
+    trials = "trials.csv"           # the record of every configuration tried (next to the sweep file): the
+                                    # finished cells are added to it and the deflated Sharpe counts every row
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from ..config import Config, from_dict, read_toml, to_toml
 from ..errors import ConfigError
 
 TABLES = ("base", "grid", "variants", "sweep")
-SWEEP_KEYS = ("earlier_trials",)
+SWEEP_KEYS = ("earlier_trials", "trials")
 # Config sections that fix what a cell is measured on (its data, dates and costs): cells that agree
 # on them are compared with each other and with the same baselines. Other grid keys make variants.
 SETTINGS = ("data", "walkforward", "backtest")
@@ -48,6 +50,7 @@ class Sweep:
     path: Path
     cells: list[Cell]
     earlier_trials: int = 0
+    trials: Path | None = None                         # the trials file, if the sweep keeps one
     variant_keys: list = field(default_factory=list)   # grid keys that make a variant (not seed, not SETTINGS)
 
 
@@ -96,6 +99,9 @@ def load_sweep(path: str | Path, threads: int = 1) -> Sweep:
     earlier = raw.get("sweep", {}).get("earlier_trials", 0)
     if not isinstance(earlier, int) or isinstance(earlier, bool) or earlier < 0:
         raise ConfigError(f"sweep file {path}: [sweep] earlier_trials must be a whole number >= 0")
+    trials = raw.get("sweep", {}).get("trials")
+    if trials is not None and (not isinstance(trials, str) or not trials.endswith(".csv")):
+        raise ConfigError(f"sweep file {path}: [sweep] trials must name a .csv file, e.g. trials = \"trials.csv\"")
     grid = raw.get("grid", {})
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
@@ -131,4 +137,4 @@ def load_sweep(path: str | Path, threads: int = 1) -> Sweep:
                               "value once, and values that differ in letters, digits or ._+=-")
         seen.add(cell.name)
     variant_keys = [k for k in grid if k != "seed" and k.split(".")[0] not in SETTINGS]
-    return Sweep(path, cells, earlier, variant_keys)
+    return Sweep(path, cells, earlier, path.parent / trials if trials else None, variant_keys)

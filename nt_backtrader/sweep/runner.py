@@ -20,6 +20,7 @@ from ..errors import ConfigError
 from ..runtime import usable_cores
 from .cell import finished, read_record, record_of, run_cell
 from .grid import Cell, Sweep
+from .trials import record_trials
 
 TABLE = "sweep.csv"
 CELLS = "cells"
@@ -87,6 +88,7 @@ def run_sweep(sweep: Sweep, out: Path, cpus: int | None = None, address: str | N
         table = write_table(out, sweep, records)
         if todo:
             table = run_cells(sweep, todo, records, out, cpus_per_cell, progress)
+        record_trials(sweep, table)
     finally:
         if started:
             ray.shutdown()

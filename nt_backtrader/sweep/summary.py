@@ -17,15 +17,16 @@ import pandas as pd
 
 from .. import metrics
 from ..config import to_dict
-from ..data import atomic_write_text, universe_name
+from ..data import asset_names, atomic_write_text, universe_name
 from ..report import dump_json, html_table
 from .grid import SETTINGS, Cell, Sweep, value_text
+from .trials import daily_sharpes, read_trials, trial_count
 
 SUMMARY_MD = "summary.md"
 SUMMARY_HTML = "summary.html"
 FIGURE = "sharpe_by_variant.png"
 SPA_REPS = 1000
-SOURCE_KEYS = ("data.dataset", "data.csv", "data.csv_dir", "data.tickers")  # named by universe_name
+SOURCE_KEYS = ("data.dataset", "data.csv", "data.csv_dir", "data.tickers")  # named by the traded assets
 
 
 @dataclass
@@ -42,6 +43,10 @@ def settings_of(config) -> dict[str, str]:
     dates, costs) and the classical rules' parameters (every strategy key but the name)."""
     items = {f"{section}.{key}": value for section in SETTINGS for key, value in to_dict(getattr(config, section)).items()}
     items |= {f"strategy.{key}": value for key, value in to_dict(config.strategy).items() if key != "name"}
+    # what is traded, not what is learned from, fixes the baselines: an asset trained alone and on a panel compare
+    for key in SOURCE_KEYS + ("data.trade",):
+        items.pop(key)
+    items["data.traded"] = list(config.data.trade) or asset_names(config.data)
     return {key: json.dumps(value, sort_keys=True) for key, value in items.items()}
 
 
@@ -50,11 +55,12 @@ def group_labels(cells: list[Cell]) -> dict[str, str]:
     (cells agreeing on every setting share a label and a group)."""
     settings = {cell.name: settings_of(cell.config) for cell in cells}
     keys = list(next(iter(settings.values()), {}))
-    differing = [k for k in keys if k not in SOURCE_KEYS and len({s[k] for s in settings.values()}) > 1]
+    differing = [k for k in keys if k != "data.traded" and len({s[k] for s in settings.values()}) > 1]
     labels, taken = {}, {}
     for cell in cells:
         identity = json.dumps(settings[cell.name], sort_keys=True)
-        label = ", ".join([universe_name(cell.config.data)] + [
+        traded = cell.config.data.trade
+        label = ", ".join(["+".join(traded) if traded else universe_name(cell.config.data)] + [
             f"{k}={json.loads(settings[cell.name][k])}" for k in differing])
         while taken.setdefault(label, identity) != identity:  # two universes with one short name
             label += "'"
@@ -122,8 +128,13 @@ def analyse(sweep: Sweep, table: pd.DataFrame, cells_dir: Path) -> dict:
     groups = collect(sweep, table, cells_dir)
     # One scope for both numbers of the deflated Sharpe: every cell of the sweep is a trial, and the
     # spread of luck is that of the daily Sharpe ratios of every finished cell.
-    n_trials = len(sweep.cells) + sweep.earlier_trials
-    sharpes = [metrics.sharpe(r, periods=1) for g in groups.values() for rows in g.rows.values() for *_, r in rows]
+    # With a trials file, every configuration it records is a trial too, and the spread comes from all of them.
+    trials = read_trials(sweep.trials)
+    n_trials = trial_count(sweep, trials)
+    finished_cells = [(cell, r) for g in groups.values() for rows in g.rows.values() for cell, _, r in rows]
+    recorded = set(trials["hash"])
+    sharpes = list(daily_sharpes(trials)) + [metrics.sharpe(r, periods=1) for cell, r in finished_cells
+                                             if cell.hash not in recorded]
     variance = float(np.var(sharpes, ddof=1)) if len(sharpes) > 1 else None
     out = {"cells": len(sweep.cells), "ok": int((table["status"] == "ok").sum()),
            "failed": table.loc[table["status"] == "failed", ["name", "error"]].to_dict(orient="records"),
@@ -150,6 +161,7 @@ def markdown(result: dict, sweep: Sweep) -> str:
     lines = [f"# Sweep {sweep.path.name}: {result['cells']} cells ({result['ok']} ok, {len(result['failed'])} failed, "
              f"{result['pending']} not run)", "",
              f"Trials counted by the deflated Sharpe ratio: {result['n_trials']} (every cell of the sweep"
+             + (f" and every configuration recorded in {sweep.trials.name}" if sweep.trials else "")
              + (f", plus {sweep.earlier_trials} tried on this data before" if sweep.earlier_trials else "") + ").", ""]
     for label, g in result["groups"].items():
         lines += [f"## {label}: out of sample {g['start']} .. {g['end']}", "",

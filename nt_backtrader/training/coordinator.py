@@ -21,13 +21,15 @@ from ..bundle import Bundle, risk_inputs
 from ..config import Config
 from ..decisions import unit_rule_returns
 from ..features import average_true_range, compute_features
+from ..networks.timing import SeedAverage
 from .brackets import bracket_returns
-from .meta import Meta
 from .samples import OHLCV, AssetWindow
-from .trainer import NeuralTrainer, cpu_state, equal_weight
+from .meta import Meta, equal_weight
+from .trainer import NeuralTrainer, cpu_state
 from .tuner import Tuner
 
 MIN_BRACKET_PATH = 3
+SEED_LINES = 8  # candidate j of a segment trains with seed * 16 + j, seed line k with seed * 16 + 8 + k
 
 
 @dataclass
@@ -85,6 +87,7 @@ class Coordinator:
         meta_inputs = self.meta.inputs(members, val_sharpes, regime(pool))
         weights, trust = self.meta.weigh(meta_inputs)
         bundle.weights, bundle.trust = tuple(float(w) for w in weights), tuple(float(t) for t in trust)
+        bundle.spec, rule_info = self.trainer.choose_rule(bundle, pool)  # before the sizer and risk net learn its positions
         bundle, finish_info = self.trainer.finish(bundle, pool, seed)
         self.pending = {"state": state, "chosen": chosen[0] if chosen else None, "meta_inputs": meta_inputs,
                         "members": members, "bundle": bundle}
@@ -92,7 +95,7 @@ class Coordinator:
         rollbacks = info["rollbacks"] + finish_info["sizing_rollbacks"] + finish_info["risk_rollbacks"]
         return bundle, {**info, "weights": dict(zip(members, bundle.weights)),
                         "val_sharpes": dict(zip(members, val_sharpes)), "sizing_trust": bundle.trust[0],
-                        "risk_trust": bundle.trust[1], **finish_info, "rollbacks": rollbacks}
+                        "risk_trust": bundle.trust[1], **rule_info, **finish_info, "rollbacks": rollbacks}
 
     def _timing_round(self, pool, state: torch.Tensor, seed: int):
         """The tuner proposes, the candidates train and are scored, the tuner learns from the scores.
@@ -111,8 +114,15 @@ class Coordinator:
         order = np.argsort(val_losses, kind="stable")
         best = int(order[0])
         chosen = fits[best]
-        self.trainer.warm["timing"] = cpu_state(chosen.net)
         hyper = proposals[best].hyper
+        # the seed ensemble: more nets of the chosen hyperparameters, each continuing its own seed line
+        others = [self.trainer.fit_timing(pool, hyper, seed * 16 + SEED_LINES + k, line=k)
+                  for k in range(1, self.config.timing.seeds)]
+        self.trainer.warm["timing"] = cpu_state(chosen.net)
+        self.trainer.warm["timing_seeds"] = [cpu_state(f.net) for f in others]
+        nets = [fits[j].net for j in order[:n_members]]
+        if others and nets:
+            nets[0] = SeedAverage([chosen.net] + [f.net for f in others])
         info = {"lr": hyper.lr, "batch_size": hyper.batch_size, "dropout": hyper.dropout,
                 "weight_decay": hyper.weight_decay,
                 "candidates": [{"lr": p.hyper.lr, "batch_size": p.hyper.batch_size, "dropout": p.hyper.dropout,
@@ -122,7 +132,7 @@ class Coordinator:
                 "timing_epochs": chosen.result.epochs, "timing_val_loss": chosen.result.best_val,
                 "timing_val_accuracy": chosen.val_accuracy, "rollbacks": int(sum(f.result.rollbacks for f in fits)),
                 **tuner_info}
-        return [fits[j].net for j in order[:n_members]], (proposals[best], chosen), info
+        return nets, (proposals[best], chosen), info
 
     def feedback(self, fb: Feedback) -> dict:
         """Learn from the test window that was just traded."""

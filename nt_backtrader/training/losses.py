@@ -18,13 +18,15 @@ def direction_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, labels)
 
 
-def sharpe_loss(logits: torch.Tensor, next_returns: torch.Tensor, turnover_cost: float) -> torch.Tensor:
+def sharpe_loss(logits: torch.Tensor, next_returns: torch.Tensor, turnover_cost: float,
+                side: torch.Tensor | None = None) -> torch.Tensor:
     """Minus the Sharpe of holding p(long) - p(short), less a cost on each change of position.
 
-    Rows of a batch are consecutive bars, so position changes within it are real turnover.
+    With `side` (meta-labeling) the position is side x p(take). Rows of a batch are
+    consecutive bars, so position changes within it are real turnover.
     """
     p_long, p_short = long_short_probabilities(logits)
-    position = p_long - p_short                               # (B,)
+    position = p_long - p_short if side is None or logits.shape[-1] == 3 else side * p_long  # (B,)
     turnover = torch.abs(torch.diff(position, prepend=position[:1]))
     return -sharpe(position * next_returns - turnover_cost * turnover)
 

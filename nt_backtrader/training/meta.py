@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ..config import MetaConfig
@@ -22,6 +23,14 @@ def annual_sharpe(returns: np.ndarray) -> float:
     returns = np.asarray(returns, dtype=float)
     sd = returns.std(ddof=1) if len(returns) > 1 else 0.0
     return float(returns.mean() / sd * math.sqrt(252)) if sd > 0 else 0.0
+
+
+def equal_weight(dates: tuple, returns: tuple) -> np.ndarray:
+    """Daily returns of an equal-weight book of the assets: on each date, the mean over those trading."""
+    if len(returns) == 1:
+        return np.asarray(returns[0], dtype=float)
+    table = pd.concat([pd.Series(r, index=d) for d, r in zip(dates, returns)], axis=1)
+    return table.mean(axis=1).sort_index().to_numpy()
 
 
 def _soft_sharpe(x: torch.Tensor) -> torch.Tensor:

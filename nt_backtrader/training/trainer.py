@@ -19,12 +19,14 @@ from ..bundle import N_RISK_INPUTS, N_SIZING_INPUTS, Bundle, risk_inputs
 from ..decisions import AccountRecord, DecisionSpec, decide_positions, state_vector, unit_rule_returns
 from ..config import Config, to_toml
 from ..features import N_FEATURES, average_true_range, windows
+from ..signals import primary_side
 from ..networks import PositionSizingNet, RiskNet, TimingNet
 from . import losses
 from .brackets import bracket_returns
 from .limits import choose_limits
+from .rule_choice import choose_rule, rule_options
 from .loop import FitResult, Hyper, fit
-from .meta import annual_sharpe
+from .meta import annual_sharpe, equal_weight
 from .samples import AssetWindow, SegmentSamples, forward_return, next_open_return, pooled_scaler, prepare
 
 SHARPE_WEIGHT = 0.1     # the Sharpe loss (about -2..2 per batch) beside cross-entropy (about 0.69)
@@ -42,8 +44,11 @@ class TimingFit:
 
 def decision_spec(config: Config) -> DecisionSpec:
     t, s, r = config.timing, config.sizing, config.risk
-    return DecisionSpec(window=t.window, allow_short=config.strategy.allow_short, enter=t.enter, exit=t.exit,
-                        cooldown=t.cooldown,
+    # the most active of the rule's options: what each member's own signal is judged with
+    band = min(t.bands)
+    return DecisionSpec(window=t.window, allow_short=config.strategy.allow_short, enter=0.5 + band, exit=0.5 - band,
+                        cooldown=min(t.cooldowns), min_hold=min(t.min_holds), bracket_width=min(t.bracket_widths),
+                        timing_mode=t.mode,
                         use_sizing=s.enabled, use_risk=r.enabled, vol_target=s.vol_target,
                         max_fraction=s.max_fraction, fixed_stop_atr=r.fixed_stop_atr, fixed_take_atr=r.fixed_take_atr,
                         max_gross=s.max_gross, drawdown_brake=r.drawdown_brake)
@@ -52,7 +57,9 @@ def decision_spec(config: Config) -> DecisionSpec:
 def network_args(config: Config, dropout: float) -> dict:
     t, s, r = config.timing, config.sizing, config.risk
     return {"timing": {"n_features": N_FEATURES, "window": t.window, "hidden": t.hidden, "heads": t.heads,
-                       "layers": t.layers, "dropout": dropout, "n_classes": 3 if config.strategy.allow_short else 2},
+                       "layers": t.layers, "dropout": dropout,
+                       # meta-labeling: (skip, take) tsmom's trade; direction: (flat, long) or (short, flat, long)
+                       "n_classes": 3 if config.strategy.allow_short and t.mode == "direction" else 2},
             "sizing": {"n_inputs": N_SIZING_INPUTS, "hidden": s.hidden, "vol_target": s.vol_target,
                        "max_fraction": s.max_fraction, "max_multiplier": s.max_multiplier},
             "risk": {"n_inputs": N_RISK_INPUTS, "hidden": r.hidden}}
@@ -66,7 +73,7 @@ class NeuralTrainer:
         self.config = config
         self.spec = decision_spec(config)
         self.device = device or torch.device("cpu")
-        self.warm: dict = {"timing": None, "sizing": None, "risk": None}
+        self.warm: dict = {"timing": None, "timing_seeds": [], "sizing": None, "risk": None}
 
     def prepare(self, assets: dict[str, AssetWindow]) -> list[SegmentSamples]:
         return [prepare(name, a.arrays, a.train_start, a.val_start, self.config.timing.window)
@@ -81,50 +88,62 @@ class NeuralTrainer:
     def timing_reach(self) -> int:
         return max(self.config.timing.horizon, 2)
 
-    def timing_labels(self, pool: list[SegmentSamples], rows: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.config.timing.horizon
-        labels, returns = [], []
+    def timing_labels(self, pool: list[SegmentSamples], rows: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        """Per row: the class label, the next open-to-open return, the side the position takes per unit
+        of p(long) (meta-labeling: tsmom's side, 0 when it has none) and whether the label counts."""
+        h, meta_label = self.config.timing.horizon, self.spec.timing_mode == "meta_label"
+        out = {"labels": [], "returns": [], "side": [], "mask": []}
         for samples, r in zip(pool, rows):
             forward = forward_return(samples.arrays["close"], r, h)
-            if self.spec.allow_short:
-                band = THREE_CLASS_BAND * samples.features[r, 8] / np.sqrt(252.0) * np.sqrt(h)
-                labels.append(np.where(forward > band, 2, np.where(forward < -band, 0, 1)))
+            if meta_label:
+                side = primary_side(samples.arrays["close"], self.spec.allow_short)[r]
+                out["labels"].append((side * forward > 0).astype(int))   # take the trade: it earned
+                out["side"].append(side)
+                out["mask"].append(side != 0)
             else:
-                labels.append((forward > 0).astype(int))
-            returns.append(next_open_return(samples.arrays["open"], r))
-        return (torch.as_tensor(np.concatenate(labels), device=self.device),
-                torch.as_tensor(np.concatenate(returns), dtype=torch.float32, device=self.device))
+                if self.spec.allow_short:
+                    band = THREE_CLASS_BAND * samples.features[r, 8] / np.sqrt(252.0) * np.sqrt(h)
+                    out["labels"].append(np.where(forward > band, 2, np.where(forward < -band, 0, 1)))
+                else:
+                    out["labels"].append((forward > 0).astype(int))
+                out["side"].append(np.ones(len(r)))
+                out["mask"].append(np.ones(len(r), dtype=bool))
+            out["returns"].append(next_open_return(samples.arrays["open"], r))
+        kinds = {"labels": torch.long, "returns": torch.float32, "side": torch.float32, "mask": torch.bool}
+        return {k: torch.as_tensor(np.concatenate(v), dtype=kinds[k], device=self.device) for k, v in out.items()}
 
-    def fit_timing(self, pool: list[SegmentSamples], hyper: Hyper, seed: int) -> TimingFit:
-        """Train one timing candidate on every asset's rows, warm-started from the last chosen net."""
+    def fit_timing(self, pool: list[SegmentSamples], hyper: Hyper, seed: int, line: int = 0) -> TimingFit:
+        """Train one timing candidate on every asset's rows, warm-started from the last net of its seed line
+        (line 0: the chosen candidate's; lines 1..seeds-1: the seed ensemble's other members)."""
         cfg, train = self.config.timing, self.config.train
         rng = np.random.default_rng(seed)
         net = self._fresh_timing_net(hyper, seed)
-        if self.warm["timing"] is not None:
-            net.load_state_dict(self.warm["timing"])
+        warm = self.warm_timing(line)
+        if warm is not None:
+            net.load_state_dict(warm)
         fit_rows, val_rows = pooled_rows(pool, self.timing_reach(), train.max_samples)
         if count(fit_rows) < MIN_SAMPLES or count(val_rows) < MIN_SAMPLES // 2:
             return TimingFit(net.eval(), FitResult(), float("nan"))
-        x_fit, (y_fit, r_fit) = self._windows(pool, fit_rows), self.timing_labels(pool, fit_rows)
-        x_val, (y_val, r_val) = self._windows(pool, val_rows), self.timing_labels(pool, val_rows)
-        cost = cfg.turnover_bps / 1e4
+        x_fit, fit_y = self._windows(pool, fit_rows), self.timing_labels(pool, fit_rows)
+        x_val, val_y = self._windows(pool, val_rows), self.timing_labels(pool, val_rows)
+        cost = self.cost()  # the Sharpe loss pays what the backtest pays per unit of position change
 
-        def loss(model, x, y, r):
+        def loss(model, x, y):
             logits = model(x)
             total = torch.zeros((), device=self.device)
-            if cfg.loss in ("direction", "both"):
-                total = total + losses.direction_loss(logits, y)
+            if cfg.loss in ("direction", "both") and bool(y["mask"].any()):
+                total = total + losses.direction_loss(logits[y["mask"]], y["labels"][y["mask"]])
             if cfg.loss in ("sharpe", "both"):
                 weight = 1.0 if cfg.loss == "sharpe" else SHARPE_WEIGHT
-                total = total + weight * losses.sharpe_loss(logits, r, cost)
+                total = total + weight * losses.sharpe_loss(logits, y["returns"], cost, y["side"])
             return total
 
         def train_from(start: TimingNet, epochs: int) -> FitResult:
-            return fit(start, count(fit_rows), lambda m, i: loss(m, x_fit[i], y_fit[i], r_fit[i]),
-                       torch.no_grad()(lambda m: float(loss(m, x_val, y_val, r_val))), hyper, epochs,
+            return fit(start, count(fit_rows), lambda m, i: loss(m, x_fit[i], {k: v[i] for k, v in fit_y.items()}),
+                       torch.no_grad()(lambda m: float(loss(m, x_val, val_y))), hyper, epochs,
                        train.patience, rng, train.grad_clip, train.max_samples)
 
-        result = train_from(net, train.max_epochs if self.warm["timing"] is not None else train.first_epochs)
+        result = train_from(net, train.max_epochs if warm is not None else train.first_epochs)
         if not np.isfinite(result.best_val):
             # Not even the warm start scores finitely here (a diverged net can keep finite but
             # exploded weights): train a fresh net from scratch, counted as one more rollback.
@@ -133,8 +152,17 @@ class NeuralTrainer:
             result = train_from(net, train.first_epochs)
             result.rollbacks += earlier
         with torch.no_grad():
-            predicted = net(x_val).argmax(-1)
-        return TimingFit(net, result, float((predicted == y_val).float().mean()))
+            mask = val_y["mask"]
+            predicted = net(x_val[mask]).argmax(-1) if bool(mask.any()) else val_y["labels"][:0]
+        accuracy = float((predicted == val_y["labels"][mask]).float().mean()) if len(predicted) else float("nan")
+        return TimingFit(net, result, accuracy)
+
+    def warm_timing(self, line: int):
+        """The last chosen net of seed line `line`, or None (a fresh start)."""
+        if line == 0:
+            return self.warm["timing"]
+        lines = self.warm.get("timing_seeds") or []
+        return lines[line - 1] if line - 1 < len(lines) else None
 
     def _fresh_timing_net(self, hyper: Hyper, seed: int) -> TimingNet:
         torch.manual_seed(seed)
@@ -177,6 +205,30 @@ class NeuralTrainer:
         return [annual_sharpe(equal_weight(*zip(*[(dates, member[m]) for dates, member in parts])))
                 for m in range(len(bundle.members))]
 
+    def choose_rule(self, bundle: Bundle, pool: list[SegmentSamples]) -> tuple[DecisionSpec, dict]:
+        """The no-trade band, least holding period and re-entry wait with the best Sharpe on the
+        validation tail, replayed with the ensemble, the bundle's brackets and the backtest's costs."""
+        options = rule_options(self.spec, self.config.timing)
+        best, scores = 0, [float("nan")]
+        if len(options) > 1:
+            assets = []
+            for samples in pool:
+                rows, a = np.arange(samples.val_start, samples.n), samples.arrays
+                p_long, p_short, _ = bundle.combine(*self.member_outputs(bundle, samples, rows))
+                # at width 1: each option scales them by its own
+                levels = [np.divide(bundle.brackets(samples.scaled[rows], direction), bundle.spec.bracket_width)
+                          for direction in (1.0, -1.0)]
+                assets.append({"p_long": p_long[rows], "p_short": p_short[rows],
+                               "arrays": {k: a[k][rows] for k in ("open", "high", "low", "close", "dates")},
+                               "atr": average_true_range(a["high"], a["low"], a["close"])[rows],
+                               "stops": np.stack([stop for stop, _ in levels], 1),
+                               "takes": np.stack([take for _, take in levels], 1)})
+            best, scores = choose_rule(options, assets, self.cost())
+        chosen = options[best]
+        return chosen, {"rule_band": chosen.enter - 0.5, "rule_min_hold": chosen.min_hold,
+                        "rule_cooldown": chosen.cooldown, "rule_bracket_width": chosen.bracket_width,
+                        "rule_val_sharpe": scores[best]}
+
     def finish(self, bundle: Bundle, pool: list[SegmentSamples], seed: int) -> tuple[Bundle, dict]:
         """Train the sizer and the risk net on the positions the ensemble takes over each asset's train window."""
         rng = np.random.default_rng(seed + 1)
@@ -185,7 +237,7 @@ class NeuralTrainer:
         for samples in pool:
             rows = np.arange(samples.first_row, samples.n)
             p_long, p_short, conf = bundle.combine(*self.member_outputs(bundle, samples, rows))
-            positions = decide_positions(p_long, p_short, self.spec)
+            positions = decide_positions(p_long, p_short, bundle.spec)
             outputs.append({"positions": positions,
                             "states": simulated_states(samples.arrays["close"], positions, conf, samples.first_row)})
         bundle.sizing, sizing_info = self.fit_sizing(pool, outputs, rng, bundle.sizing)
@@ -297,14 +349,6 @@ def pooled_rows(pool: list[SegmentSamples], reach: int, max_samples: int) -> tup
 
 def count(rows: list[np.ndarray]) -> int:
     return int(sum(len(r) for r in rows))
-
-
-def equal_weight(dates: tuple, returns: tuple) -> np.ndarray:
-    """Daily returns of an equal-weight book of the assets: on each date, the mean over those trading."""
-    if len(returns) == 1:
-        return np.asarray(returns[0], dtype=float)
-    table = pd.concat([pd.Series(r, index=d) for d, r in zip(dates, returns)], axis=1)
-    return table.mean(axis=1).sort_index().to_numpy()
 
 
 def book_scale(config: Config, arrays: list[dict]) -> float:
