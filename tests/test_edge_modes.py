@@ -84,3 +84,14 @@ def test_one_asset_traded_after_training_on_the_panel(sp500):
 def test_trading_an_asset_the_data_does_not_hold_is_refused():
     with pytest.raises(DataError, match="data.trade names 'spx'.*sp500, nasdaq"):
         load_universe(DataConfig(dataset=("sp500", "nasdaq"), trade=("spx",)))
+
+
+def test_a_meta_labeling_walk_forward_through_a_bear_market_enters_only_with_tsmom(sp500):
+    """2000-2003: validation tails where tsmom holds no side at all (nothing to score), then entries."""
+    frame = sp500.loc["1999":"2004-06"]
+    config = override(Config(), **TINY, **{"timing.mode": "meta_label"})
+    result = walk_forward(frame, config, progress=False)
+    assert any(np.isnan(h["timing_val_accuracy"]) for h in result.history)  # a tail with no side to take
+    side = dict(zip(frame.index, primary_side(frame["close"].to_numpy(), allow_short=False)))
+    entries = result.orders[(result.orders["size"] > 0) & (result.orders["type"] == "Market")]
+    assert len(entries) >= 3 and all(side[date] > 0 for date in entries["date"])

@@ -57,7 +57,8 @@ class Tuner:
         last = self.last
         values = [last["val_improvement"], last["val_loss"], last["val_sharpe"] / 3.0, last["realized_sharpe"] / 3.0,
                   2.0 * (last["val_accuracy"] - 0.5), *last["settings"], volatility / 0.2 - 1.0]
-        return torch.tensor(np.clip(values, -3.0, 3.0), dtype=torch.float32)
+        # an unmeasured input (no validation row to score: meta-labeling where tsmom held no side) reads as 0
+        return torch.tensor(np.clip(np.nan_to_num(values, nan=0.0), -3.0, 3.0), dtype=torch.float32)
 
     def search(self, state: torch.Tensor, seed: int, train: Callable[[int, Hyper], object]) -> tuple[list, list]:
         """The segment's candidates: `train(j, hyper)` fits candidate j and returns its fit (with
