@@ -219,6 +219,9 @@ def validate(config: Config) -> None:
         if bad:
             limit = f"in [{low}, {high})" if high is not None else f">= {low}"
             raise ConfigError(f"config key 'timing.{key}' has {bad[0]!r}: each value must be {limit}")
+    if config.tuner.population > 8 or t.seeds > 8:  # each has 8 seeds of its own per segment (coordinator.SEED_LINES)
+        raise ConfigError(f"tuner.population ({config.tuner.population}) and timing.seeds ({t.seeds}) must each be "
+                          "at most 8")
     if config.walkforward.purge_bars < config.timing.horizon:
         raise ConfigError(f"walkforward.purge_bars ({config.walkforward.purge_bars}) must be >= timing.horizon "
                           f"({config.timing.horizon}): the gap between train and test covers the label horizon; "

@@ -80,6 +80,11 @@ def decide_positions(p_long: np.ndarray, p_short: np.ndarray, spec: DecisionSpec
     return positions
 
 
+def levels_from(close: float, atr: float, stop_atr: float, take_atr: float, direction: int):
+    """(stop price, take-profit price) of an entry decided at `close`, distances in ATRs."""
+    return close - direction * stop_atr * atr, close + direction * take_atr * atr
+
+
 def state_vector(drawdown: float, exposure: float, recent_pnl: float, timing_confidence: float) -> np.ndarray:
     """Portfolio state inputs of the sizing net, on a common scale (fixed transforms)."""
     return np.array([5.0 * drawdown, exposure, 10.0 * recent_pnl, timing_confidence])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import backtrader as bt
 
 from ..bundle import bundle_for
+from ..decisions import levels_from
 from .feeds import asset_name
 from .signal import predict_current
 
@@ -105,10 +106,6 @@ class RiskBrackets(bt.Strategy):
                 and order.status != order.Completed:
             del self._brackets[order.data]  # the entry failed; the broker cancels its legs
         super().notify_order(order)
-
-
-def levels_from(close: float, atr: float, stop_atr: float, take_atr: float, direction: int):
-    return close - direction * stop_atr * atr, close + direction * take_atr * atr
 
 
 def with_risk_brackets(strategy: type[bt.Strategy]) -> type[bt.Strategy]:

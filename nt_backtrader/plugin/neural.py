@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..bundle import bundle_for
-from ..decisions import AccountRecord, aged, next_position
+from ..decisions import AccountRecord, aged, levels_from, next_position
 from .base import SegmentStrategy
-from .brackets import RiskBrackets, levels_from
+from .brackets import RiskBrackets
 from .feeds import asset_name
 from .signal import NeuralSignal
 from .sizer import NeuralSizer

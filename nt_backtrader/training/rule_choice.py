@@ -21,8 +21,7 @@ import itertools
 import numpy as np
 
 from ..config import TimingConfig
-from ..decisions import DecisionSpec, aged, next_position
-from ..plugin.brackets import levels_from
+from ..decisions import DecisionSpec, aged, levels_from, next_position
 from .meta import annual_sharpe, equal_weight
 
 
