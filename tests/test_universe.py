@@ -92,7 +92,8 @@ def neural_pair(sp500, nasdaq):
     """Two walk-forward segments of the tiny pooled networks on both indices (2004 to 2005-09)."""
     universe = {"sp500": sp500.loc["2004":"2005-09"], "nasdaq": nasdaq.loc["2004":"2005-09"]}
     # One torch thread: on a busy two-core machine two threads spin and the fits take ten times longer.
-    config = override(Config(), **TINY | {"timing.bands": [0.0], "train.threads": 1})
+    active = {"timing.bands": [0.0], "timing.min_holds": [1], "timing.cooldowns": [5], "timing.bracket_widths": [1.0]}
+    config = override(Config(), **TINY | active | {"train.threads": 1})  # a fixed rule that trades often
     return universe, config, walk_forward(universe, config, progress=False)
 
 
