@@ -258,12 +258,13 @@ def _coerce(value, typ, where: str):
         item = typing.get_args(typ)[0]
         if not isinstance(value, (list, tuple)):
             value = [value]  # `dataset = "nasdaq"` is a list of one
+        kind = {str: "strings", float: "numbers", int: "whole numbers"}[item]
         if not value and item is not str:
-            raise ConfigError(f"config key '{where}' must list at least one {item.__name__}")
+            raise ConfigError(f"config key '{where}' must list one or more {kind}")
         try:
             return tuple(_coerce(v, item, where) for v in value)
         except ConfigError:
-            raise ConfigError(f"config key '{where}' must be a list of {item.__name__}s, got {value!r}") from None
+            raise ConfigError(f"config key '{where}' must be a list of {kind}, got {value!r}") from None
     if origin is dict:
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise ConfigError(f"config key '{where}' must be a table of strings")
