@@ -47,6 +47,7 @@ def record_trials(sweep: Sweep, table: pd.DataFrame) -> pd.DataFrame:
            for row in table.itertuples() if row.status == "ok" and row.hash not in known]
     if new:
         trials = pd.concat([trials, pd.DataFrame(new, columns=COLUMNS)], ignore_index=True)
+        trials = trials.astype({"seed": int, "n_trades": int})  # counts stay whole numbers in the file
         atomic_write_text(sweep.trials, trials.to_csv(index=False))
     return trials
 
