@@ -71,6 +71,15 @@ def aged(previous: int, age: int, position: int) -> int:
     return age + 1 if position == previous else 1
 
 
+def waited(blocked: int, blocked_bars: int, wanted: int) -> tuple[int, int]:
+    """The re-entry wait after a bracket exit, one bar on: (blocked side, bars left). It ends when
+    its bars run out or the rule no longer wants the blocked side."""
+    if not blocked:
+        return 0, blocked_bars
+    blocked_bars -= 1
+    return (0 if blocked_bars <= 0 or wanted != blocked else blocked), blocked_bars
+
+
 def decide_positions(p_long: np.ndarray, p_short: np.ndarray, spec: DecisionSpec) -> np.ndarray:
     positions = np.zeros(len(p_long), dtype=int)
     previous, age = 0, 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..bundle import bundle_for
-from ..decisions import AccountRecord, aged, levels_from, next_position
+from ..decisions import AccountRecord, aged, levels_from, next_position, waited
 from .base import SegmentStrategy
 from .brackets import RiskBrackets
 from .feeds import asset_name
@@ -66,10 +66,7 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
         state, signal = self.feeds[data], self.signals[data]
         wanted = next_position(state.wanted, state.age, signal.p_long[0], signal.p_short[0], self.bundles[data].spec)
         state.wanted, state.age = wanted, aged(state.wanted, state.age, wanted)
-        if state.blocked:
-            state.blocked_bars -= 1
-            if state.blocked_bars <= 0 or state.wanted != state.blocked:
-                state.blocked = 0
+        state.blocked, state.blocked_bars = waited(state.blocked, state.blocked_bars, state.wanted)
         if state.order is not None:
             return
         size = self.getposition(data).size

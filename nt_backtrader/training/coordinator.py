@@ -80,14 +80,16 @@ class Coordinator:
         dropout = chosen[0].hyper.dropout if chosen else self.config.timing.dropout
         bundle = self.trainer.draft(pool, neural, members, np.full(len(members), 1 / len(members)), (1.0, 1.0),
                                     dropout, seed, meta)
-        val_sharpes = self.trainer.validation_sharpes(bundle, pool)
+        val_outputs = self.trainer.validation_outputs(bundle, pool)
+        val_sharpes = self.trainer.validation_sharpes(bundle, pool, val_outputs)
         if chosen:  # what the tuner reads next segment: how the chosen candidate did on the validation tail
             proposal, fitted = chosen
             self.tuner.remember(proposal, fitted.result, fitted.val_accuracy, val_sharpes[0])
         meta_inputs = self.meta.inputs(members, val_sharpes, regime(pool))
         weights, trust = self.meta.weigh(meta_inputs)
         bundle.weights, bundle.trust = tuple(float(w) for w in weights), tuple(float(t) for t in trust)
-        bundle.spec, rule_info = self.trainer.choose_rule(bundle, pool)  # before the sizer and risk net learn its positions
+        # chosen before the sizer and the risk net learn the positions it takes
+        bundle.spec, rule_info = self.trainer.choose_rule(bundle, pool, val_outputs)
         bundle, finish_info = self.trainer.finish(bundle, pool, seed)
         self.pending = {"state": state, "chosen": chosen[0] if chosen else None, "meta_inputs": meta_inputs,
                         "members": members, "bundle": bundle}

@@ -1,10 +1,11 @@
 """The turnover-aware part of the timing rule, chosen on the validation tail.
 
 A position should change only when the expected gain clears the cost. How wide the no-trade
-band, how long the least holding period, how long the wait after a stop or take-profit and
-how far the brackets (in multiples of the risk net's distances) should be is not fixed by hand: every combination of the config's options is replayed on the
-validation tail of the train window with the ensemble's outputs, the risk net's brackets and
-the backtest's costs, and the one with the best Sharpe there is traded in the test window.
+band, how long the least holding period, how long the wait after a stop or take-profit and how
+far the brackets (in multiples of the risk net's distances) should be is not fixed by hand:
+every combination of the config's options is replayed on the validation tail of the train
+window with the ensemble's outputs, the risk net's brackets and the backtest's costs, and the
+one with the best Sharpe there is traded in the test window.
 The options are listed from the fewest trades to the most, so a tie (options that trade alike)
 keeps the calmer one.
 
@@ -21,7 +22,7 @@ import itertools
 import numpy as np
 
 from ..config import TimingConfig
-from ..decisions import DecisionSpec, aged, levels_from, next_position
+from ..decisions import DecisionSpec, aged, levels_from, next_position, waited
 from .meta import annual_sharpe, equal_weight
 
 
@@ -72,10 +73,7 @@ def replay(p_long, p_short, arrays: dict, atr, stops, takes, spec: DecisionSpec,
         # the decision at this bar's close, as NeuralStrategy.decide takes it
         position = next_position(wanted, age, p_long[t], p_short[t], spec)
         wanted, age = position, aged(wanted, age, position)
-        if blocked:
-            blocked_bars -= 1
-            if blocked_bars <= 0 or wanted != blocked:
-                blocked = 0
+        blocked, blocked_bars = waited(blocked, blocked_bars, wanted)
         if t + 1 >= n or not np.isfinite(atr[t]):
             continue
         if held and held != wanted:

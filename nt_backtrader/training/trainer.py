@@ -191,13 +191,20 @@ class NeuralTrainer:
     def member_outputs(self, bundle: Bundle, samples: SegmentSamples, rows: np.ndarray):
         return bundle.member_probabilities(samples.scaled, samples.arrays["close"], rows)
 
-    def validation_sharpes(self, bundle: Bundle, pool: list[SegmentSamples]) -> list[float]:
+    def validation_outputs(self, bundle: Bundle, pool: list[SegmentSamples]) -> list[tuple]:
+        """Per asset (validation rows, members' p_long, members' p_short): computed once, read by the
+        meta-learner's inputs and by the rule's choice (the weights combine them later)."""
+        outputs = []
+        for samples in pool:
+            rows = np.arange(samples.val_start, samples.n)
+            outputs.append((rows, *self.member_outputs(bundle, samples, rows)))
+        return outputs
+
+    def validation_sharpes(self, bundle: Bundle, pool: list[SegmentSamples], outputs: list[tuple]) -> list[float]:
         """Each member's unit-size Sharpe over the validation tail (costs on), on the equal-weight
         portfolio of the assets (each asset's rule at unit size, averaged over the assets trading that day)."""
         parts = []
-        for samples in pool:
-            rows = np.arange(samples.val_start, samples.n)
-            p_long, p_short = self.member_outputs(bundle, samples, rows)
+        for samples, (rows, p_long, p_short) in zip(pool, outputs):
             close = samples.arrays["close"][rows]
             dates = samples.arrays["dates"][rows][1:]
             parts.append((dates, [unit_rule_returns(pl[rows], ps[rows], close, self.spec, self.cost())[1:]
@@ -205,16 +212,16 @@ class NeuralTrainer:
         return [annual_sharpe(equal_weight(*zip(*[(dates, member[m]) for dates, member in parts])))
                 for m in range(len(bundle.members))]
 
-    def choose_rule(self, bundle: Bundle, pool: list[SegmentSamples]) -> tuple[DecisionSpec, dict]:
-        """The no-trade band, least holding period and re-entry wait with the best Sharpe on the
-        validation tail, replayed with the ensemble, the bundle's brackets and the backtest's costs."""
+    def choose_rule(self, bundle: Bundle, pool: list[SegmentSamples], outputs: list[tuple]) -> tuple[DecisionSpec, dict]:
+        """The no-trade band, least holding period, re-entry wait and bracket width with the best Sharpe
+        on the validation tail, replayed with the ensemble, the bundle's brackets and the backtest's costs."""
         options = rule_options(self.spec, self.config.timing)
         best, scores = 0, [float("nan")]
         if len(options) > 1:
             assets = []
-            for samples in pool:
-                rows, a = np.arange(samples.val_start, samples.n), samples.arrays
-                p_long, p_short, _ = bundle.combine(*self.member_outputs(bundle, samples, rows))
+            for samples, (rows, members_long, members_short) in zip(pool, outputs):
+                a = samples.arrays
+                p_long, p_short, _ = bundle.combine(members_long, members_short)
                 # at width 1: each option scales them by its own
                 levels = [np.divide(bundle.brackets(samples.scaled[rows], direction), bundle.spec.bracket_width)
                           for direction in (1.0, -1.0)]
