@@ -22,6 +22,7 @@ from .features import FEATURE_SPEC, N_FEATURES, Scaler, average_true_range, comp
 from .networks import PositionSizingNet, RiskNet, TimingNet
 from .networks.timing import SeedAverage, long_short_probabilities
 from .signals import CLASSICAL_LOOKBACK, CLASSICAL_MEMBERS, classical_signal, primary_side
+from .timeframe import DAILY
 
 KIND = "nt_backtrader.bundle"
 N_RISK_INPUTS = N_FEATURES + 1
@@ -79,6 +80,8 @@ class Bundle:
     scalers: dict = field(default_factory=dict)  # asset name -> its own train-window Scaler
     portfolio_scale: float = 1.0               # on every fraction: the portfolio, not each asset, meets the target
     limits: tuple = ()                         # learned (max weight, max gross, drawdown brake); () = the spec's fixed ones
+    timeframe: tuple = DAILY                   # the bars it was trained on: (bt.TimeFrame name, compression)
+    cycle: dict = field(default_factory=dict)  # what `nt-backtrader update` continues from (see cycle.py); {} = none
 
     def __post_init__(self):
         if not self.members:  # a plain bundle: the neural members, equally weighted
@@ -197,6 +200,7 @@ class Bundle:
             "scaler": scaler_payload(self.scaler),
             "scalers": {name: scaler_payload(scaler) for name, scaler in self.scalers.items()},
             "portfolio_scale": float(self.portfolio_scale), "limits": [float(v) for v in self.limits],
+            "timeframe": [str(self.timeframe[0]), int(self.timeframe[1])], "cycle": self.cycle,
             "ensemble": {"members": list(self.members), "weights": [float(w) for w in self.weights],
                          "trust": [float(t) for t in self.trust]},
             "state": {"timing": [state(net) for net in self.timing], "sizing": state(self.sizing),
@@ -228,7 +232,8 @@ class Bundle:
             bundle = cls(timing, sizing, risk, scaler_from(payload["scaler"]), DecisionSpec(**payload["spec"]), args,
                          tuple(ensemble["members"]), tuple(ensemble["weights"]), tuple(ensemble["trust"]),
                          payload.get("meta", {}), {k: scaler_from(v) for k, v in payload["scalers"].items()},
-                         float(payload["portfolio_scale"]), tuple(payload["limits"]))
+                         float(payload["portfolio_scale"]), tuple(payload["limits"]),
+                         tuple(payload.get("timeframe", DAILY)), payload.get("cycle", {}))
         except (KeyError, TypeError, RuntimeError) as exc:
             raise CheckpointError(f"{source} does not hold a complete nt_backtrader bundle ({exc}); "
                                   "train a new one with `nt-backtrader train`") from None

@@ -76,6 +76,10 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--end", metavar="YYYY-MM-DD", help="last date used")
 
 
+def add_bundle_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bundle", required=True, metavar="FILE", help="a bundle written by `train` or `update`")
+
+
 def add_common_options(parser: argparse.ArgumentParser, out_help: str) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML file with any config keys (see README); "
                         "command-line options override it")
@@ -112,19 +116,50 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_options(run, "report folder (default reports/<data>-<strategy>/)")
     run.set_defaults(func=cmd_run)
 
-    train = commands.add_parser("train", help="train the networks on all the data -> a bundle file",
-                                description="Train timing, sizing and risk networks on the whole date range "
-                                "(its last walkforward.val_fraction is the validation tail) and save a bundle "
-                                "that `backtest` and your own backtrader scripts can load.")
+    train = commands.add_parser("train", help="train the networks up to the last bar -> a bundle file",
+                                description="The walk-forward's coordinated cycle (tuner, timing candidates, "
+                                "meta-learner, sizer, risk net) on the data up to its last bar, cut as the "
+                                "walk-forward cuts a segment (train window, validation tail, purge gap), saved as "
+                                "a bundle that `signal`, `backtest`, `update` and your own backtrader scripts load.")
     add_data_options(train)
     add_common_options(train, "bundle file (default reports/<data>-neural/bundle.pt)")
     train.set_defaults(func=cmd_train)
+
+    update = commands.add_parser("update", help="the walk-forward's next step on new bars -> a new bundle",
+                                 description="Feed the realized PnL of the bars since the bundle was made back to "
+                                 "its meta-learner and tuner (the bundle is backtested on them with the account "
+                                 "it carried), then run the coordinated cycle on the data up to the last bar. "
+                                 "The data must repeat the bundle's history and add bars; by default it is read "
+                                 "from the bundle's own source. A chain of updates at the walk-forward's "
+                                 "boundaries gives the walk-forward's bundles.")
+    add_bundle_option(update)
+    add_data_options(update)
+    update.add_argument("--out", required=True, metavar="FILE", help="the new bundle's file")
+    update.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: the bundle's)")
+    update.add_argument("--device", choices=CHOICES["train.device"], help="where the networks train")
+    update.set_defaults(func=cmd_update)
+
+    signal = commands.add_parser("signal", help="the bundle's decision for the next session, from the last bar",
+                                 description="Per traded asset: the target side and fraction of equity, the stop "
+                                 "and take-profit prices, the confidence, each ensemble member's vote and the "
+                                 "bar it rests on. It is NeuralStrategy's decision on the last bar of a backtest "
+                                 "of the bundle over the last --history bars.")
+    add_bundle_option(signal)
+    add_data_options(signal)
+    signal.add_argument("--history", type=int, default=None, metavar="BARS", help="bars replayed before the "
+                        "last one to set the rule's state and the account (default 504; 0: all)")
+    signal.add_argument("--json", action="store_true", help="print JSON for programs instead of a table")
+    signal.add_argument("--allow-timeframe", action="store_true", help="decide on bars of another timeframe "
+                        "than the bundle was trained on (its horizons then mean other spans of time)")
+    signal.add_argument("--commission-bps", type=float, help="commission of the replay (default 1)")
+    signal.add_argument("--slippage-bps", type=float, help="slippage of the replay (default 1)")
+    signal.set_defaults(func=cmd_signal)
 
     backtest = commands.add_parser("backtest", help="trade a saved bundle on any data -> the same report files",
                                    description="Run NeuralStrategy with a frozen bundle over a data source, "
                                    "without retraining. Dates the bundle was trained on are in-sample: a "
                                    "warning says so when they overlap.")
-    backtest.add_argument("--bundle", required=True, metavar="FILE", help="a bundle written by `train`")
+    add_bundle_option(backtest)
     add_data_options(backtest)
     add_common_options(backtest, "report folder (default reports/<data>-bundle/)")
     backtest.set_defaults(func=cmd_backtest)
@@ -165,15 +200,24 @@ def data_source(args: argparse.Namespace) -> dict:
             "data.csv_dir": args.csv_dir, "data.tickers": tuple(args.tickers or ())}
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    config = load_config(args.config) if args.config else Config()
-    changes = dict(QUICK) if args.quick else {}
-    changes.update(data_source(args))
+def data_changes(args: argparse.Namespace) -> dict:
+    """The data options as dotted config changes."""
+    changes = data_source(args)
     if args.columns:
         changes["data.columns"] = parse_columns(args.columns)
-    if getattr(args, "trade", None):
+    if args.trade:
         changes["data.trade"] = tuple(args.trade)
-    for option, key in (("start", "data.start"), ("end", "data.end"), ("seed", "seed"),
+    for option, key in (("start", "data.start"), ("end", "data.end")):
+        if getattr(args, option) is not None:
+            changes[key] = getattr(args, option)
+    return changes
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    config = load_config(args.config) if getattr(args, "config", None) else Config()
+    changes = dict(QUICK) if getattr(args, "quick", False) else {}
+    changes.update(data_changes(args))
+    for option, key in (("seed", "seed"),
                         ("commission_bps", "backtest.commission_bps"), ("slippage_bps", "backtest.slippage_bps"),
                         ("cash", "backtest.cash"), ("strategy", "strategy.name"), ("device", "train.device"),
                         ("threads", "train.threads")):
@@ -194,32 +238,63 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .data import load_universe, require_bars
-    from .runtime import configure
-    from .traders import arrays_of
-    from .training.coordinator import Coordinator
-    from .training.samples import AssetWindow
+    from .cycle import first_bundle
+    from .data import load_universe
 
     config = config_from_args(args)
     source = universe_name(config.data)
     out = output_path(args, Path("reports") / f"{source}-neural" / "bundle.pt", folder=False)
-    universe = load_universe(config.data)
-    coordinator = Coordinator(config, configure(config.train.device, config.train.threads))
-    assets = {}
-    for name, frame in universe.items():
-        require_bars(frame, coordinator.spec.feature_bars + 2 * 252, f"training on {name}")
-        val_start = len(frame) - int(round(config.walkforward.val_fraction * len(frame)))
-        assets[name] = AssetWindow(arrays_of(frame), 0, val_start)
-    first = min(frame.index[0] for frame in universe.values())
-    last = max(frame.index[-1] for frame in universe.values())
-    meta = {"source": source, "assets": list(universe), "train_start": str(first.date()),
-            "train_end": str(last.date())}
     # One cycle without realized feedback: the tuner's first proposals, the meta-learner's prior weights.
-    bundle, info = coordinator.fit(assets, segment=0, meta=meta)
+    bundle, info = first_bundle(load_universe(config.data), config, source)
     bundle.save(out)
-    print(f"trained on {source} {meta['train_start']} .. {meta['train_end']}: timing validation accuracy "
-          f"{info['timing_val_accuracy']:.3f} after {info['timing_epochs']} epochs")
+    print(f"trained on {source} {bundle.meta['train_start']} .. {bundle.meta['train_end']}: timing validation "
+          f"accuracy {info['timing_val_accuracy']:.3f} after {info['timing_epochs']} epochs")
+    print(f"bundle: {out} (next: `nt-backtrader signal --bundle {out}`)")
+    return 0
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    from .bundle import Bundle
+    from .cycle import bundle_config, next_bundle
+    from .data import load_universe
+
+    out = output_path(args, Path(args.out), folder=False)
+    bundle = Bundle.load(args.bundle)
+    changes = {"data.end": None} | data_changes(args)  # the bundle's own end date would hide the new bars
+    for option, key in (("threads", "train.threads"), ("device", "train.device")):
+        if getattr(args, option) is not None:
+            changes[key] = getattr(args, option)
+    config = bundle_config(bundle, changes)
+    source = universe_name(config.data)
+    new, info = next_bundle(bundle, load_universe(config.data), changes, source)
+    new.save(out)
+    print(f"traded {info['window_start']} .. {info['window_end']}: return {info['window_return']:+.2%}, "
+          f"{info['n_fills']} fills, fed back to the meta-learner and the tuner")
+    print(f"trained segment {new.cycle['segment']} on {source} {new.meta['train_start']} .. {new.meta['train_end']}: "
+          f"timing validation accuracy {info['timing_val_accuracy']:.3f} after {info['timing_epochs']} epochs")
     print(f"bundle: {out}")
+    return 0
+
+
+def cmd_signal(args: argparse.Namespace) -> int:
+    import datetime as dt
+    import json
+
+    from .bundle import Bundle
+    from .data import load_universe
+    from .next_decision import HISTORY, as_json, as_text, next_decisions, stale
+
+    if args.history is not None and args.history < 0:
+        raise ConfigError("--history must be 0 (all bars) or more")
+    config = config_from_args(args)
+    bundle = Bundle.load(args.bundle)
+    table = next_decisions(bundle, load_universe(config.data), config,
+                           HISTORY if args.history is None else args.history, args.allow_timeframe)
+    old = stale(table, dt.date.today())
+    if old:
+        print(f"nt-backtrader: warning: the data is old: the last bar of {', '.join(old)} is not recent; these "
+              "decisions are for the session after that bar, not tomorrow's", file=sys.stderr)
+    print(json.dumps(as_json(table), indent=2) if args.json else as_text(table))
     return 0
 
 

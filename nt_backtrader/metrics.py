@@ -9,7 +9,6 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 PERIODS = 252
 
@@ -50,6 +49,8 @@ def psr(returns: pd.Series, sr_benchmark: float = 0.0) -> float:
     n = len(r)
     if n < 3 or r.std(ddof=1) == 0:
         return float("nan")
+    from scipy import stats  # here, not at the top: scipy.stats takes a second to import, `signal` has 5
+
     sr = r.mean() / r.std(ddof=1)
     skew = stats.skew(r)
     kurt = stats.kurtosis(r, fisher=False)
@@ -61,6 +62,8 @@ def expected_max_sharpe(n_trials: int, sr_variance: float) -> float:
     """Expected maximum of n_trials daily Sharpe ratios under the null (Bailey and Lopez de Prado 2014)."""
     if n_trials <= 1:
         return 0.0
+    from scipy import stats
+
     gamma = 0.5772156649015329  # Euler-Mascheroni
     z1 = stats.norm.ppf(1.0 - 1.0 / n_trials)
     z2 = stats.norm.ppf(1.0 - 1.0 / (n_trials * math.e))

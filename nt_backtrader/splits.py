@@ -58,10 +58,14 @@ def split(n_bars: int, config: WalkForwardConfig) -> list[Segment]:
     if len(starts) > 1 and n_bars - starts[-1] < MIN_LAST_WINDOW:
         starts.pop()
     ends = starts[1:] + [n_bars]
-    segments = []
-    for k, (test_start, test_end) in enumerate(zip(starts, ends)):
-        train_end = test_start - config.purge_bars
-        train_start = 0 if config.window == "expanding" else train_end - config.train_bars
-        val_start = train_end - int(round(config.val_fraction * (train_end - train_start)))
-        segments.append(Segment(k, train_start, val_start, train_end, test_start, test_end))
-    return segments
+    return [segment_at(k, test_start, test_end, config) for k, (test_start, test_end) in enumerate(zip(starts, ends))]
+
+
+def segment_at(index: int, test_start: int, test_end: int, config: WalkForwardConfig) -> Segment:
+    """Segment `index` whose test window is [test_start, test_end): its train window ends a purge gap
+    before, and starts at bar 0 (expanding) or train_bars earlier (rolling). `nt-backtrader train` and
+    `update` cut their segment with this too, at the bar after the last one."""
+    train_end = test_start - config.purge_bars
+    train_start = 0 if config.window == "expanding" else max(0, train_end - config.train_bars)
+    val_start = train_end - int(round(config.val_fraction * (train_end - train_start)))
+    return Segment(index, train_start, val_start, train_end, test_start, test_end)

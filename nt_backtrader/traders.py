@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import metrics
+from . import metrics, timeframe
 from .config import CLASSICAL_STRATEGIES, STRATEGIES, Config
 from .diagnostics import neural_segment_metrics
 from .errors import ConfigError
@@ -104,13 +104,16 @@ class NeuralTrader:
                   if len(w.arrays["close"]) >= self.spec.feature_bars + MIN_SAMPLES} or windows
         meta = {"source": self.source, "assets": list(assets), "train_start": str(first.date()),
                 "train_end": str(max(frame.index[-1] for frame in train.values()).date()), "segment": segment.index}
+        bars = timeframe.of_index(calendar[:segment.train_end])
         if self.config.train.pooled:
             bundle, fit_info = self.coordinator("").fit(assets, segment.index, meta)
+            bundle.timeframe = bars
             self.last_fit = fit_info | {"trained_on": list(assets)}
             return {"bundle": bundle, "cash_buffer": self.config.backtest.cash_buffer}
         bundles, fits = {}, {}
         for name, window in assets.items():
             bundles[name], fits[name] = self.coordinator(name).fit({name: window}, segment.index, meta)
+            bundles[name].timeframe = bars
         scale = book_scale(self.config, [window.arrays for window in assets.values()])
         for bundle in bundles.values():
             bundle.portfolio_scale = scale  # trained alone, traded together: the same book-level target

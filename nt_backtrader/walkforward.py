@@ -107,8 +107,6 @@ def walk_forward(universe, config: Config, trader=None, progress: bool = True,
         raise DataError(f"data.trade ({', '.join(config.data.trade)}) names no asset of the universe "
                         f"({', '.join(universe)}): name assets the data holds, or leave data.trade empty")
     segments = segments_for(universe, config)
-    warmup = max(config.walkforward.warmup_bars, trader.warmup_bars, 1)
-    costs = config.backtest
     state = {"done": 0, "carry": None, "returns": pd.Series(dtype=float, name="returns"),
              "equity": pd.Series(dtype=float, name="equity"),
              "tables": {"fills": empty_table(FILL_TABLE), "orders": empty_table(ORDER_COLUMNS),
@@ -125,13 +123,9 @@ def walk_forward(universe, config: Config, trader=None, progress: bool = True,
     bar = tqdm(segments, desc=f"walk-forward {trader.name}", unit="segment", disable=None if progress else True,
                leave=False, initial=state["done"])
     for seg in segments[state["done"]:]:
-        test_start, test_end = calendar[seg.test_start], calendar[seg.test_end - 1]
         # nothing at or after the end of the train window
         params = trader.fit(train_frames(universe, calendar[seg.train_end]), seg, calendar)
-        windows = test_frames(traded(universe, config.data), test_start, test_end, warmup, seg.test_start)
-        result = run_backtest(windows, trader.strategy, params, cash=costs.cash,
-                              commission_bps=costs.commission_bps, slippage_bps=costs.slippage_bps,
-                              trade_from=test_start.date(), carry=carry)
+        result, windows = trade_window(trader, universe, config, seg, calendar, params, carry)
         carry = result.carry
         returns.append(result.returns)
         equity.append(result.equity)
@@ -151,6 +145,24 @@ def walk_forward(universe, config: Config, trader=None, progress: bool = True,
                              trades=round_trips_by_asset(tables["fills"], calendar),
                              history=history, strategy=trader.name, weights=tables["weights"],
                              contributions=tables["contributions"])
+
+
+def warmup_bars(trader, config: Config) -> int:
+    """Bars before a test window that each backtest runs on without trading (at least one, to carry state)."""
+    return max(config.walkforward.warmup_bars, trader.warmup_bars, 1)
+
+
+def trade_window(trader, universe: dict, config: Config, seg: Segment, calendar: pd.DatetimeIndex, params: dict,
+                 carry: dict | None):
+    """One backtrader run of the segment's test window with the fitted `params`, continuing the account
+    `carry` left; returns the run's result and the frames it ran on."""
+    test_start, test_end = calendar[seg.test_start], calendar[seg.test_end - 1]
+    windows = test_frames(traded(universe, config.data), test_start, test_end, warmup_bars(trader, config),
+                          seg.test_start)
+    costs = config.backtest
+    result = run_backtest(windows, trader.strategy, params, cash=costs.cash, commission_bps=costs.commission_bps,
+                          slippage_bps=costs.slippage_bps, trade_from=test_start.date(), carry=carry)
+    return result, windows
 
 
 def stack(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:

@@ -52,6 +52,11 @@ class SegmentStrategy(bt.Strategy):
         """The feed has a bar at the current time (feeds on other calendars are skipped, never filled)."""
         return len(data) > 0 and data.datetime[0] == self.datetime[0]
 
+    def ready(self, data) -> bool:
+        """The feed has a bar now that may be traded on: a live feed's history (the bars it sends before
+        it reports LIVE) is warm-up."""
+        return self.has_bar(data) and (not data.islive() or data._laststatus == data.LIVE)
+
     def carry_out(self) -> dict:
         """Plain numbers that let the next segment's run continue where this one stopped."""
         return {"date": self.datetime.date(0).isoformat(), "cash": self.broker.getcash(),
@@ -128,7 +133,7 @@ class TargetStrategy(SegmentStrategy):
             return
         wanted = []
         for data in self.datas:
-            if not self.has_bar(data) or self.orders[data] is not None:
+            if not self.ready(data) or self.orders[data] is not None:
                 continue
             target = self.target(data)
             if target is None or target != target:  # no view, or indicators still warming up (NaN)

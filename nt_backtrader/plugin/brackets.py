@@ -13,13 +13,14 @@ import backtrader as bt
 from ..bundle import bundle_for
 from ..decisions import levels_from
 from .feeds import asset_name
-from .signal import predict_current
+from .signal import check_feed, predict_current
 
 OPENING_TYPES = (None, bt.Order.Market, bt.Order.Close, bt.Order.Limit)
 
 
 class RiskBrackets(bt.Strategy):
-    params = (("risk_bundle", None),)  # a Bundle, the path of one, or {feed name: either}
+    params = (("risk_bundle", None),      # a Bundle, the path of one, or {feed name: either}
+              ("allow_timeframe", False))  # True: bracket feeds of other bars than the bundle's anyway
 
     def _bracket_book(self) -> dict:
         """data -> {"parent", "stop", "take", "levels"} of the bracket guarding that data's position."""
@@ -29,7 +30,12 @@ class RiskBrackets(bt.Strategy):
         return self._brackets
 
     def risk_bundle(self, data):
-        return bundle_for(self.p.risk_bundle, asset_name(data))
+        bundle = bundle_for(self.p.risk_bundle, asset_name(data))
+        checked = self.__dict__.setdefault("_checked_feeds", set())
+        if data not in checked:
+            check_feed(bundle, data, self.p.allow_timeframe)
+            checked.add(data)
+        return bundle
 
     def bracket_levels(self, data, direction: int) -> tuple[float, float] | None:
         """(stop price, take price) for an entry decided on this bar; None without enough history."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 import backtrader as bt
 import pandas as pd
 
+from .. import timeframe
+
 
 class FrameFeed(bt.feed.DataBase):
     """PandasData's job for our validated frames, read from numpy arrays.
@@ -39,7 +41,19 @@ def asset_name(data) -> str:
 
 
 def frame_feed(frame: pd.DataFrame, name: str = "data") -> FrameFeed:
-    return FrameFeed(frame=frame, name=name)
+    """A feed of a validated frame, with the timeframe of its dates (daily, weekly, ...)."""
+    return FrameFeed(frame=frame, name=name, **timeframe_params(frame))
+
+
+def timeframe_params(frame: pd.DataFrame) -> dict:
+    """A feed's timeframe and compression params for the dates of `frame`."""
+    kind, compression = timeframe.of_index(frame.index)
+    return {"timeframe": getattr(bt.TimeFrame, kind), "compression": compression}
+
+
+def feed_timeframe(data) -> tuple[str, int]:
+    """A backtrader feed's bars as (bt.TimeFrame name, compression), e.g. ("Minutes", 5)."""
+    return bt.TimeFrame.Names[data._timeframe], int(data._compression)
 
 
 class CommissionBps(bt.CommInfoBase):

@@ -5,6 +5,11 @@ follow the bundle's timing rule (thresholds with hysteresis) on that feed's Neur
 entry goes out as a native bracket; after a stop or take-profit the strategy waits `cooldown`
 bars before it enters that side of that feed again, so a stop is not undone on the next bar.
 One account, one portfolio state: the sizer reads it to size each order.
+
+Every decision is kept (`decisions`, a Decision per feed and bar: what was done and why); with
+`journal` they are also appended to a CSV as they are taken, with the orders and fills, and a
+restart goes on from the journal's last bar. With a live feed (backtrader's live protocol) the
+bars it sends before it reports LIVE are history: the indicators run on them, nothing is decided.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from ..decisions import AccountRecord, aged, levels_from, next_position, waited
 from .base import SegmentStrategy
 from .brackets import RiskBrackets
 from .feeds import asset_name
+from .journal import Decision, DecisionJournal, decision_table
 from .signal import NeuralSignal
 from .sizer import NeuralSizer
 
@@ -34,16 +40,22 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
     params = (
         ("bundle", None),   # a Bundle, the path of one written by `nt-backtrader train`, or {feed name: either}
         ("sizer", True),    # install a NeuralSizer (a sizer given to cerebro.addsizer wins)
+        ("journal", None),  # path of a CSV decision journal, appended bar by bar; an existing one is continued
     )
 
     def __init__(self):
         self.bundles = {data: bundle_for(self.p.bundle, asset_name(data)) for data in self.datas}
-        self.signals = {data: NeuralSignal(data, bundle=self.bundles[data]) for data in self.datas}
+        allow = self.p.allow_timeframe
+        self.signals = {data: NeuralSignal(data, bundle=self.bundles[data], allow_timeframe=allow)
+                        for data in self.datas}
         if self.p.sizer:
-            self.setsizer(NeuralSizer(bundle=self.p.bundle, cash_buffer=self.p.cash_buffer))
+            self.setsizer(NeuralSizer(bundle=self.p.bundle, cash_buffer=self.p.cash_buffer, allow_timeframe=allow))
         self.account = AccountRecord()  # read by the sizer: drawdown, recent PnL
         self.feeds = {data: FeedState() for data in self.datas}
         self.signal_exits = 0
+        self.decisions: list[Decision] = []
+        self.journal = DecisionJournal(self.p.journal) if self.p.journal else None
+        self.journaled = {}  # asset -> the date of its last decision in the journal: bars up to it are done
 
     def risk_bundle(self, data):
         return self.bundles[data]
@@ -57,39 +69,108 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
         if self.warming_up():
             self.maybe_resume()
             return
-        self.account.update(self.broker.getvalue())
-        for data in self.datas:
-            if self.has_bar(data):
-                self.decide(data)
+        ready = [data for data in self.datas if self.ready(data) and not self.done_before(data)]
+        if ready:
+            self.account.update(self.broker.getvalue())
+        for data in ready:
+            self.decide(data)
+        if self.journal is not None:
+            self.journal.flush()
+
+    def done_before(self, data) -> bool:
+        """This bar was decided before a restart (it is in the journal)."""
+        last = self.journaled.get(asset_name(data))
+        return last is not None and data.datetime.date(0) <= last
 
     def decide(self, data) -> None:
         state, signal = self.feeds[data], self.signals[data]
         wanted = next_position(state.wanted, state.age, signal.p_long[0], signal.p_short[0], self.bundles[data].spec)
         state.wanted, state.age = wanted, aged(state.wanted, state.age, wanted)
         state.blocked, state.blocked_bars = waited(state.blocked, state.blocked_bars, state.wanted)
+        action = self.act(data, state)
+        self.record(data, state, action)
+
+    def act(self, data, state: FeedState) -> str:
+        """Send what the rule's side asks for on this feed; returns what was done."""
         if state.order is not None:
-            return
+            return "pending"
         size = self.getposition(data).size
         held = int(size > 0) - int(size < 0)
         if held and held != state.wanted:
             state.order = self.close(data=data)
-        elif not held and state.wanted and state.wanted != state.blocked:
-            state.order = self.buy(data=data) if state.wanted > 0 else self.sell(data=data)
+            return "exit"
+        if held:
+            return "hold"
+        if not state.wanted:
+            return "flat"
+        if state.wanted == state.blocked:
+            return "wait"
+        state.order = self.buy(data=data) if state.wanted > 0 else self.sell(data=data)
+        return "enter" if state.order is not None else "flat"  # None: the sizer said 0
+
+    def record(self, data, state: FeedState, action: str) -> None:
+        """The decision as a Decision: the side and exposure expected after the next open, its levels."""
+        value, close = self.broker.getvalue(), data.close[0]
+        size, levels = self.getposition(data).size, None
+        if action in ("enter", "pending") and state.order is not None and not size:
+            size = state.order.created.size  # an entry on its way
+            book = self._bracket_book().get(data)
+            levels = book["levels"] if book else None
+        elif action in ("exit", "pending") and size:
+            size = 0.0  # an exit on its way
+        if size and levels is None:
+            levels = self.live_levels(data)
+        side = int(size > 0) - int(size < 0)
+        stop, take = levels if levels else (float("nan"), float("nan"))
+        signal = self.signals[data]
+        decision = Decision(data.datetime.date(0), asset_name(data), action, side,
+                            abs(size) * close / value if value > 0 else 0.0, float(stop), float(take), state.wanted,
+                            state.age, state.blocked, state.blocked_bars, float(signal.p_long[0]),
+                            float(signal.p_short[0]), float(signal.current("confidence")), float(close))
+        self.decisions.append(decision)
+        if self.journal is not None:
+            self.journal.add_decision(decision)
+
+    def decision_table(self):
+        """Every decision of the run as a DataFrame, one row per feed and bar decided."""
+        return decision_table(self.decisions)
 
     def on_bracket_exit(self, data, kind, direction):
         self.feeds[data].blocked, self.feeds[data].blocked_bars = direction, self.bundles[data].spec.cooldown
 
     def notify_order(self, order):
         super().notify_order(order)
+        if self.journal is not None and order.status != order.Created:
+            self.journal_order(order)
         state = self.feeds.get(order.data)
         if state is not None and self.same_order(order, state.order) and not order.alive():
             if order.status == order.Completed and not self.getposition(order.data).size:
                 self.signal_exits += 1
             state.order = None
 
-    # --- walk-forward carry -----------------------------------------------------------------
+    def journal_order(self, order) -> None:
+        done = order.status == order.Completed
+        price = order.executed.price if done else order.created.price
+        self.journal.add_order("fill" if done else "order", self.datetime.date(0), asset_name(order.data),
+                               order=order.ref, status=order.getstatusname(), type=order.getordername(),
+                               size=order.executed.size if done else order.created.size,
+                               price=price if price is not None else float("nan"),
+                               commission=order.executed.comm if done else float("nan"))
+
+    def stop(self):
+        if self.journal is not None:
+            self.journal.flush()  # the orders notified after the last bar
+
+    # --- walk-forward carry, restarts -----------------------------------------------------------
     def start(self):
         super().start()
+        states = self.journal.last_states() if self.journal is not None else {}
+        for data, state in self.feeds.items():
+            last = states.get(asset_name(data))
+            if last:  # a restart: the rule goes on from its last journaled decision
+                self.journaled[asset_name(data)] = last["date"]
+                state.wanted, state.age = last["wanted"], last["age"]
+                state.blocked, state.blocked_bars = last["blocked"], last["blocked_bars"]
         carry = self.p.carry
         if carry:
             self.account = AccountRecord(carry["account"]["peak"], list(carry["account"]["recent"]))

@@ -15,8 +15,9 @@ from __future__ import annotations
 import backtrader as bt
 import numpy as np
 
+from .. import timeframe
 from ..bundle import Bundle, Signals, get_bundle
-from .feeds import asset_name
+from .feeds import asset_name, feed_timeframe
 
 
 def _ohlcv(data, end: int | None = None, size: int | None = None) -> list[np.ndarray]:
@@ -24,6 +25,12 @@ def _ohlcv(data, end: int | None = None, size: int | None = None) -> list[np.nda
     if size is not None:
         return [np.asarray(line.get(size=size), dtype=float) for line in lines]
     return [np.asarray(line.array[:end], dtype=float) for line in lines]
+
+
+def check_feed(bundle: Bundle, data, allow: bool) -> None:
+    """The timeframe guard: a feed of other bars than the bundle's is refused unless `allow`."""
+    if not allow:
+        timeframe.check(bundle.timeframe, feed_timeframe(data), asset_name(data))
 
 
 def predict_current(bundle: Bundle, data) -> Signals | None:
@@ -36,10 +43,11 @@ def predict_current(bundle: Bundle, data) -> Signals | None:
 
 class NeuralSignal(bt.Indicator):
     lines = ("p_long", "p_short")
-    params = (("bundle", None),)
+    params = (("bundle", None), ("allow_timeframe", False))  # True: trade bars of another timeframe anyway
 
     def __init__(self):
         self.bundle: Bundle = get_bundle(self.p.bundle)
+        check_feed(self.bundle, self.data, self.p.allow_timeframe)
         self.addminperiod(self.bundle.warmup_bars)
         self._signals: Signals | None = None  # every bar (runonce) or the current one (bar by bar)
         self._batched = False
@@ -57,6 +65,9 @@ class NeuralSignal(bt.Indicator):
         self.lines.p_long[0], self.lines.p_short[0] = self._signals.p_long[-1], self._signals.p_short[-1]
 
     def current(self, name: str):
-        """Any output of the current bar: atr, vol, confidence, stop_atr, take_atr(_short), scaled."""
+        """Any output of the current bar: atr, vol, confidence, stop_atr, take_atr(_short), scaled; NaN
+        before the first prediction (bar by bar, while the warm-up lasts)."""
+        if self._signals is None:
+            return float("nan")
         index = len(self.data) - 1 if self._batched else -1
         return getattr(self._signals, name)[index]

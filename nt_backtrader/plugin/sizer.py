@@ -21,7 +21,7 @@ import backtrader as bt
 from ..bundle import bundle_for
 from ..decisions import AccountRecord, state_vector
 from .feeds import asset_name
-from .signal import NeuralSignal, predict_current
+from .signal import NeuralSignal, check_feed, predict_current
 
 
 class SizingRecord(NamedTuple):
@@ -40,6 +40,7 @@ class NeuralSizer(bt.Sizer):
         ("bundle", None),         # a Bundle, the path of one, or {feed name: either}
         ("cash_buffer", 0.01),    # equity kept back so an order survives a gap up
         ("retint", False),        # whole shares only (rounded down)
+        ("allow_timeframe", False),  # True: size feeds of other bars than the bundle's anyway
     )
 
     def __init__(self):
@@ -74,6 +75,7 @@ class NeuralSizer(bt.Sizer):
             return abs(position.size)  # an order against the position closes it
         if data not in self._bundles:
             self._bundles[data] = bundle_for(self.p.bundle, asset_name(data))
+            check_feed(self._bundles[data], data, self.p.allow_timeframe)
         bundle = self._bundles[data]
         signal = self._signal_for(data, bundle)
         if signal is not None:

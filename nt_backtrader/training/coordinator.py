@@ -12,7 +12,7 @@ Every random draw is seeded by (seed, segment, candidate), so a resumed run repe
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -26,7 +26,8 @@ from .brackets import bracket_returns
 from .samples import OHLCV, AssetWindow
 from .meta import Meta, equal_weight
 from .trainer import NeuralTrainer, cpu_state
-from .tuner import Tuner
+from .loop import Hyper
+from .tuner import Proposal, Tuner
 
 MIN_BRACKET_PATH = 3
 SEED_LINES = 8  # candidate j of a segment trains with seed * 16 + j, seed line k with seed * 16 + 8 + k
@@ -182,6 +183,20 @@ class Coordinator:
         return np.asarray(pairs, dtype=float).reshape(-1, 2)
 
     # --- checkpoint ---------------------------------------------------------------------------
+    def pending_state(self) -> dict:
+        """What feedback() will need of the last fit, as plain tensors and numbers (the bundle aside)."""
+        pending = self.pending
+        chosen = pending["chosen"]
+        return {"state": pending["state"], "meta_inputs": dict(pending["meta_inputs"]),
+                "members": list(pending["members"]),
+                "chosen": None if chosen is None else {"action": chosen.action, "hyper": asdict(chosen.hyper)}}
+
+    def load_pending(self, state: dict, bundle: Bundle) -> None:
+        chosen = state["chosen"]
+        self.pending = {"state": state["state"], "meta_inputs": state["meta_inputs"], "members": state["members"],
+                        "chosen": None if chosen is None else Proposal(chosen["action"], Hyper(**chosen["hyper"])),
+                        "bundle": bundle}
+
     def state_dict(self) -> dict:
         return {"tuner": self.tuner.state_dict(), "meta": self.meta.state_dict(), "warm": self.trainer.warm}
 

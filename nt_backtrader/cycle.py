@@ -1,0 +1,109 @@
+"""`train` and `update`: the walk-forward's coordinated cycle run at the last bar, for trading tomorrow.
+
+`train` is the walk-forward's first segment, cut as if its test window began on the bar after
+the data's last. `update` is the next segment: the bars since the bundle was made are the test
+window it traded, backtested with the account it carried, and their realized PnL goes to the
+meta-learner and the tuner first; then the cycle (tuner, candidates, meta-learner, sizer, risk
+net) trains on the data up to the new last bar. A bundle carries what its update needs in
+`Bundle.cycle`: the config, its segment, the bars it has seen, the coordinator's state (tuner,
+meta-learner, warm starts), the feedback pending, and the account. So a chain of updates at
+the walk-forward's boundaries makes the walk-forward's bundles and decisions, bit for bit.
+"""
+from __future__ import annotations
+
+import tomllib
+
+import pandas as pd
+
+from .bundle import Bundle
+from .config import Config, from_dict, override, to_toml
+from .errors import CheckpointError, ConfigError, DataError
+from .run_state import plain
+from .splits import segment_at
+from .traders import NeuralTrader
+from .walkforward import calendar_of, trade_window, train_frames
+
+POOLED = ""  # the coordinator of a pooled NeuralTrader
+
+
+def first_bundle(universe: dict, config: Config, source: str = "") -> tuple[Bundle, dict]:
+    """Segment 0 of the walk-forward, its test window starting after the last bar."""
+    calendar = calendar_of(universe)
+    wf = config.walkforward
+    if len(calendar) < wf.train_bars + wf.purge_bars:
+        raise DataError(f"training needs {wf.train_bars + wf.purge_bars} bars (walkforward.train_bars "
+                        f"{wf.train_bars} + purge_bars {wf.purge_bars}), the data has {len(calendar)} from "
+                        f"{calendar[0].date()}: give more history or lower walkforward.train_bars")
+    trader = neural_trader(config, source)
+    return fit_at_end(trader, universe, calendar, 0, carry=None), trader.last_fit
+
+
+def next_bundle(bundle: Bundle, universe: dict, changes: dict | None = None, source: str = "") \
+        -> tuple[Bundle, dict]:
+    """The bundle's next segment on `universe` (its history plus new bars): feedback, then a new fit.
+
+    `changes`: config keys to replace in the bundle's config (the data source, threads, device)."""
+    cycle = bundle.cycle
+    config = bundle_config(bundle, changes)
+    calendar = calendar_of(universe)
+    seen = check_history(calendar, cycle)
+    trader = neural_trader(config, source)
+    coordinator = trader.coordinator(POOLED)
+    coordinator.load_state_dict(cycle["trader"])
+    coordinator.load_pending(cycle["pending"], bundle)
+    # the window the bundle traded: from the bar after its last one to the new last bar
+    traded_window = segment_at(cycle["segment"], seen, len(calendar), config.walkforward)
+    params = {"bundle": bundle, "cash_buffer": config.backtest.cash_buffer}
+    result, windows = trade_window(trader, universe, config, traded_window, calendar, params, cycle["carry"])
+    learned = trader.feedback(traded_window, result, windows)
+    new = fit_at_end(trader, universe, calendar, cycle["segment"] + 1, carry=result.carry)
+    realized = {"window_start": str(calendar[seen].date()), "window_end": str(calendar[-1].date()),
+                "window_return": float((1 + result.returns).prod() - 1), "n_fills": int(len(result.fills)),
+                "orders": result.orders, "fills": result.fills}
+    return new, {**trader.last_fit, **realized, "feedback": learned}
+
+
+def bundle_config(bundle: Bundle, changes: dict | None = None) -> Config:
+    """The config the bundle was trained with, with `changes` (dotted keys)."""
+    if not bundle.cycle:
+        raise CheckpointError("this bundle carries no training state (it was not written by `train` or `update`): "
+                              "train a new one with `nt-backtrader train`")
+    return override(from_dict(Config, tomllib.loads(bundle.cycle["config"])), **(changes or {}))
+
+
+def neural_trader(config: Config, source: str) -> NeuralTrader:
+    if config.strategy.name != "neural":
+        config = override(config, **{"strategy.name": "neural"})
+    if not config.train.pooled:
+        raise ConfigError("train.pooled = false trains a bundle per asset, for walk-forward runs; `train` and "
+                          "`update` make one pooled bundle: leave train.pooled = true")
+    return NeuralTrader(config, source)
+
+
+def fit_at_end(trader: NeuralTrader, universe: dict, calendar: pd.DatetimeIndex, index: int,
+               carry: dict | None) -> Bundle:
+    """Segment `index` fitted with its test window starting on the bar after the last; the bundle
+    records what the next update continues from."""
+    config = trader.config
+    n = len(calendar)
+    segment = segment_at(index, n, n, config.walkforward)
+    train = train_frames(universe, calendar[segment.train_end]) if segment.train_end < n else dict(universe)
+    bundle = trader.fit(train, segment, calendar)["bundle"]
+    coordinator = trader.coordinator(POOLED)
+    bundle.cycle = plain({"config": to_toml(config), "segment": index, "bars": n,
+                          "first_date": str(calendar[0].date()), "last_date": str(calendar[-1].date()),
+                          "trader": coordinator.state_dict(), "pending": coordinator.pending_state(), "carry": carry})
+    return bundle
+
+
+def check_history(calendar: pd.DatetimeIndex, cycle: dict) -> int:
+    """The bars the bundle has seen, after checking that the data repeats them and adds some."""
+    seen, first, last = cycle["bars"], pd.Timestamp(cycle["first_date"]), pd.Timestamp(cycle["last_date"])
+    if calendar[0] != first or len(calendar) < seen or calendar[seen - 1] != last:
+        raise DataError(f"the data ({calendar[0].date()} .. {calendar[-1].date()}, {len(calendar)} bars) does not "
+                        f"repeat the history the bundle was trained on ({first.date()} .. {last.date()}, {seen} "
+                        "bars): give the same source and start date, with the new bars appended")
+    if len(calendar) == seen:
+        raise DataError(f"no new bars since the bundle's last one ({last.date()}): nothing to update; fetch the "
+                        "latest data first")
+    return seen

@@ -1,0 +1,102 @@
+"""`nt-backtrader signal`: what a bundle decides on the last bar, for the next session.
+
+The decision is NeuralStrategy's, taken in a backtest of the bundle: the timing rule has a
+state (hysteresis, the least holding period, the wait after a bracket) and the sizer reads the
+account, so the last `history` bars before it are replayed with the bundle (from flat, after
+its warm-up), and the last bar's decision per asset is read from the strategy. A backtest over
+the same bars, or over more bars after them, takes the same decision on that bar (a test holds it).
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from . import timeframe
+from .bundle import Bundle
+from .config import Config
+from .data import require_bars, traded
+from .features import compute_features
+from .plugin import NeuralStrategy, run_backtest
+
+HISTORY = 504  # bars replayed before the last one: two years, many times the longest holding period
+SIDES = {1: "long", 0: "flat", -1: "short"}
+STALE_BUSINESS_DAYS = 3  # older data than this is named in a warning
+
+
+def replay_frames(universe: dict, bundle: Bundle, history: int) -> dict[str, pd.DataFrame]:
+    """Each asset's last `history` bars (0: all) after its warm-up bars."""
+    frames = {}
+    for name, frame in universe.items():
+        require_bars(frame, bundle.warmup_bars + 1, f"a decision on {name} with this bundle (its warm-up of "
+                     f"{bundle.warmup_bars} bars and one more)")
+        frames[name] = frame.iloc[-(bundle.warmup_bars + history):] if history else frame
+    return frames
+
+
+def next_decisions(bundle: Bundle, universe: dict, config: Config, history: int = HISTORY,
+                   allow_timeframe: bool = False) -> pd.DataFrame:
+    """One row per traded asset: the decision on its last bar, with every ensemble member's vote."""
+    universe = traded(universe, config.data)
+    for name, frame in universe.items():
+        if not allow_timeframe:
+            timeframe.check(bundle.timeframe, timeframe.of_index(frame.index), name, "--allow-timeframe")
+    frames = replay_frames(universe, bundle, history)
+    start = max(frame.index[min(bundle.warmup_bars, len(frame) - 1)] for frame in frames.values())
+    costs = config.backtest
+    result = run_backtest(frames, NeuralStrategy, {"bundle": bundle, "cash_buffer": costs.cash_buffer,
+                                                   "allow_timeframe": allow_timeframe},
+                          cash=costs.cash, commission_bps=costs.commission_bps, slippage_bps=costs.slippage_bps,
+                          trade_from=start.date())
+    decisions = result.strategy.decision_table()
+    rows = []
+    for name, frame in frames.items():
+        mine = decisions[decisions["asset"] == name]
+        if mine.empty or mine["date"].iloc[-1] != frame.index[-1]:
+            continue  # not decided on its last bar (still warming up)
+        row = mine.iloc[-1].to_dict()
+        rows.append(row | {"votes": votes(bundle, frame, name)})
+    return pd.DataFrame(rows)
+
+
+def votes(bundle: Bundle, frame: pd.DataFrame, asset: str) -> dict[str, dict]:
+    """Each ensemble member's p(long), p(short) on the frame's last bar, and its weight."""
+    arrays = [frame[c].to_numpy(dtype=float) for c in ("open", "high", "low", "close", "volume")]
+    scaled = bundle.scaler_for(asset).transform(compute_features(*arrays))
+    p_long, p_short = bundle.member_probabilities(scaled, arrays[3], np.array([len(frame) - 1]))
+    return {name: {"p_long": float(pl[-1]), "p_short": float(ps[-1]), "weight": float(w)}
+            for name, pl, ps, w in zip(bundle.members, p_long, p_short, bundle.weights)}
+
+
+def stale(table: pd.DataFrame, today: dt.date) -> list[str]:
+    """'asset (last bar)' for every decision resting on a bar older than a few business days."""
+    return [f"{row.asset} ({row.date.date()})" for row in table.itertuples()
+            if np.busday_count(row.date.date(), today) > STALE_BUSINESS_DAYS]
+
+
+def as_json(table: pd.DataFrame) -> list[dict]:
+    return [{"asset": row["asset"], "date": str(row["date"].date()), "action": row["action"],
+             "side": SIDES[int(row["side"])], "fraction": row["fraction"], "stop": nan_to_none(row["stop"]),
+             "take": nan_to_none(row["take"]), "confidence": row["confidence"], "p_long": row["p_long"],
+             "p_short": row["p_short"], "close": row["close"], "votes": row["votes"]}
+            for row in table.to_dict("records")]
+
+
+def nan_to_none(value: float):
+    return None if value != value else float(value)
+
+
+def as_text(table: pd.DataFrame) -> str:
+    """The console table: one line per asset, then the members' votes."""
+    head = f"{'asset':<12}{'bar':>12}{'action':>9}{'side':>7}{'fraction':>10}{'stop':>11}{'take':>11}{'confidence':>12}"
+    lines = [head]
+    for row in table.itertuples():
+        stop, take = (f"{v:.2f}" if v == v else "-" for v in (row.stop, row.take))
+        lines.append(f"{row.asset:<12}{str(row.date.date()):>12}{row.action:>9}{SIDES[int(row.side)]:>7}"
+                     f"{row.fraction:>10.1%}{stop:>11}{take:>11}{row.confidence:>12.2f}")
+    for row in table.itertuples():
+        ballots = ", ".join(f"{name} {v['p_long']:.2f}/{v['p_short']:.2f} (weight {v['weight']:.2f})"
+                            for name, v in row.votes.items())
+        lines.append(f"{row.asset} votes p(long)/p(short): {ballots}; ensemble {row.p_long:.2f}/{row.p_short:.2f}")
+    return "\n".join(lines)

@@ -1,0 +1,73 @@
+"""NeuralStrategy on a live feed, every decision, order and fill appended to a journal.
+
+    nt-backtrader train --out model.pt
+    python strategies/neural_live.py --bundle model.pt --replay SPY.csv --live-from 2018-06-01  # a dry run
+    python strategies/neural_live.py --bundle model.pt --ib SPY-STK-SMART-USD --port 7497      # untested here
+
+--replay sends a CSV's bars one at a time through backtrader's live protocol (history first,
+then live bars), on backtrader's simulated broker: what the tests run. --ib and --oanda attach
+backtrader's own stores (they need `pip install IbPy2` or `oandapy` and a running TWS/Gateway
+or an Oanda account); no broker can be reached where this project is tested, so those two
+paths are written from backtrader's documentation and have never run here. Ticks from a
+store are resampled to daily bars, the bars the bundle was trained on (a feed of other bars
+is refused). Run it again after a stop with the same --journal: it goes on from the journal's
+last decision and writes nothing twice.
+"""
+import argparse
+import datetime as dt
+
+import backtrader as bt
+
+from nt_backtrader import NeuralStrategy, load_ohlcv
+from nt_backtrader.plugin import live_replay
+
+
+def live_feed(cerebro: bt.Cerebro, args) -> None:
+    """Add the live data (and a store's broker) to cerebro."""
+    if args.ib or args.oanda:  # untested here: no broker is reachable from this project's machines
+        if args.ib:
+            store = bt.stores.IBStore(host=args.host, port=args.port, clientId=args.client_id)
+            ticks = store.getdata(dataname=args.ib, timeframe=bt.TimeFrame.Ticks)
+        else:
+            store = bt.stores.OandaStore(token=args.token, account=args.account, practice=True)
+            ticks = store.getdata(dataname=args.oanda, timeframe=bt.TimeFrame.Ticks)
+        cerebro.resampledata(ticks, timeframe=bt.TimeFrame.Days, compression=1, name=args.ib or args.oanda)
+        cerebro.setbroker(store.getbroker())
+        return
+    frame = load_ohlcv(csv=args.replay) if args.replay else load_ohlcv(dataset="sp500")
+    live_from = dt.date.fromisoformat(args.live_from) if args.live_from else frame.index[-21].date()
+    cerebro.adddata(live_replay(frame, name=args.name, live_from=live_from))
+    cerebro.broker.setcash(100_000)
+    cerebro.broker.setcommission(commission=0.0001)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", required=True, help="a bundle written by `nt-backtrader train` or `update`")
+    parser.add_argument("--journal", default="journal.csv", help="the decision journal (CSV), continued if it exists")
+    parser.add_argument("--replay", help="a CSV (Yahoo format) replayed as a live feed (default: the embedded S&P 500)")
+    parser.add_argument("--live-from", help="first live bar of the replay (default: the last 21 bars are live)")
+    parser.add_argument("--name", default="sp500", help="the replayed feed's name (the asset the bundle knows)")
+    parser.add_argument("--ib", help="an Interactive Brokers contract, e.g. SPY-STK-SMART-USD (untested here)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7497)
+    parser.add_argument("--client-id", type=int, default=35)
+    parser.add_argument("--oanda", help="an Oanda instrument, e.g. EUR_USD (untested here)")
+    parser.add_argument("--token", help="Oanda API token")
+    parser.add_argument("--account", help="Oanda account")
+    args = parser.parse_args(argv)
+
+    cerebro = bt.Cerebro(stdstats=False)
+    live_feed(cerebro, args)
+    cerebro.addstrategy(NeuralStrategy, bundle=args.bundle, journal=args.journal)
+    (strategy,) = cerebro.run()
+    decided = strategy.decision_table()
+    if len(decided):
+        last = decided.iloc[-1]
+        print(f"{len(decided)} live bars decided, the last {last['date'].date()}: {last['action']}, side "
+              f"{last['side']:+d}, {last['fraction']:.1%} of equity; journal: {args.journal}")
+    return strategy
+
+
+if __name__ == "__main__":
+    main()
