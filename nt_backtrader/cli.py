@@ -76,6 +76,11 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--end", metavar="YYYY-MM-DD", help="last date used")
 
 
+def add_refresh_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--refresh", action="store_true", help="download the tickers' bars again (a cached "
+                        "ticker is otherwise read from data_feeds/cache/, without the bars that came since)")
+
+
 def add_bundle_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", required=True, metavar="FILE", help="a bundle written by `train` or `update`")
 
@@ -137,13 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("--out", required=True, metavar="FILE", help="the new bundle's file")
     update.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: the bundle's)")
     update.add_argument("--device", choices=CHOICES["train.device"], help="where the networks train")
+    add_refresh_option(update)
     update.set_defaults(func=cmd_update)
 
     signal = commands.add_parser("signal", help="the bundle's decision for the next session, from the last bar",
                                  description="Per traded asset: the target side and fraction of equity, the stop "
                                  "and take-profit prices, the confidence, each ensemble member's vote and the "
                                  "bar it rests on. It is NeuralStrategy's decision on the last bar of a backtest "
-                                 "of the bundle over the last --history bars.")
+                                 "of the bundle over the last --history bars. Without data options, the data "
+                                 "the bundle was trained on (its source, up to the latest bar).")
     add_bundle_option(signal)
     add_data_options(signal)
     signal.add_argument("--history", type=int, default=None, metavar="BARS", help="bars replayed before the "
@@ -151,8 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     signal.add_argument("--json", action="store_true", help="print JSON for programs instead of a table")
     signal.add_argument("--allow-timeframe", action="store_true", help="decide on bars of another timeframe "
                         "than the bundle was trained on (its horizons then mean other spans of time)")
-    signal.add_argument("--commission-bps", type=float, help="commission of the replay (default 1)")
-    signal.add_argument("--slippage-bps", type=float, help="slippage of the replay (default 1)")
+    signal.add_argument("--commission-bps", type=float, help="commission of the replay (default: the bundle's)")
+    signal.add_argument("--slippage-bps", type=float, help="slippage of the replay (default: the bundle's)")
+    add_refresh_option(signal)
     signal.set_defaults(func=cmd_signal)
 
     backtest = commands.add_parser("backtest", help="trade a saved bundle on any data -> the same report files",
@@ -160,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "without retraining. Dates the bundle was trained on are in-sample: a "
                                    "warning says so when they overlap.")
     add_bundle_option(backtest)
+    backtest.add_argument("--allow-timeframe", action="store_true", help="trade bars of another timeframe than "
+                          "the bundle was trained on (its horizons then mean other spans of time)")
     add_data_options(backtest)
     add_common_options(backtest, "report folder (default reports/<data>-bundle/)")
     backtest.set_defaults(func=cmd_backtest)
@@ -213,6 +223,16 @@ def data_changes(args: argparse.Namespace) -> dict:
     return changes
 
 
+def bundle_changes(args: argparse.Namespace, options: tuple) -> dict:
+    """Changes to a bundle's own config: the data options, and `options` ((attribute, dotted key) pairs)
+    where given; the bundle's end date is dropped, since it would hide the bars that came after it."""
+    changes = {"data.end": None} | data_changes(args)
+    for option, key in options:
+        if getattr(args, option) is not None:
+            changes[key] = getattr(args, option)
+    return changes
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
     config = load_config(args.config) if getattr(args, "config", None) else Config()
     changes = dict(QUICK) if getattr(args, "quick", False) else {}
@@ -260,13 +280,10 @@ def cmd_update(args: argparse.Namespace) -> int:
 
     out = output_path(args, Path(args.out), folder=False)
     bundle = Bundle.load(args.bundle)
-    changes = {"data.end": None} | data_changes(args)  # the bundle's own end date would hide the new bars
-    for option, key in (("threads", "train.threads"), ("device", "train.device")):
-        if getattr(args, option) is not None:
-            changes[key] = getattr(args, option)
+    changes = bundle_changes(args, (("threads", "train.threads"), ("device", "train.device")))
     config = bundle_config(bundle, changes)
     source = universe_name(config.data)
-    new, info = next_bundle(bundle, load_universe(config.data), changes, source)
+    new, info = next_bundle(bundle, load_universe(config.data, refresh=args.refresh), changes, source)
     new.save(out)
     print(f"traded {info['window_start']} .. {info['window_end']}: return {info['window_return']:+.2%}, "
           f"{info['n_fills']} fills, fed back to the meta-learner and the tuner")
@@ -281,14 +298,18 @@ def cmd_signal(args: argparse.Namespace) -> int:
     import json
 
     from .bundle import Bundle
+    from .cycle import bundle_config
     from .data import load_universe
     from .next_decision import HISTORY, as_json, as_text, next_decisions, stale
 
     if args.history is not None and args.history < 0:
         raise ConfigError("--history must be 0 (all bars) or more")
-    config = config_from_args(args)
     bundle = Bundle.load(args.bundle)
-    table = next_decisions(bundle, load_universe(config.data), config,
+    changes = bundle_changes(args, (("commission_bps", "backtest.commission_bps"),
+                                    ("slippage_bps", "backtest.slippage_bps")))
+    # the bundle's own source, costs and traded assets, unless the command line says otherwise
+    config = bundle_config(bundle, changes) if bundle.cycle else override(Config(), **changes)
+    table = next_decisions(bundle, load_universe(config.data, refresh=args.refresh), config,
                            HISTORY if args.history is None else args.history, args.allow_timeframe)
     old = stale(table, dt.date.today())
     if old:
@@ -323,7 +344,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         print(f"nt-backtrader: warning: {', '.join(sorted(overlap))} from {first.date()} overlaps the bundle's "
               f"training data ({trained['train_start']} .. {trained['train_end']}): those returns are in-sample",
               file=sys.stderr)
-    params = {"bundle": bundle, "cash_buffer": config.backtest.cash_buffer}
+    params = {"bundle": bundle, "cash_buffer": config.backtest.cash_buffer, "allow_timeframe": args.allow_timeframe}
     result = backtest_from(universe, first, config, "neural-bundle", NeuralStrategy, params)
     baselines = {}
     for name in CLASSICAL_STRATEGIES:

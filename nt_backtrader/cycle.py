@@ -19,7 +19,7 @@ from .bundle import Bundle
 from .config import Config, from_dict, override, to_toml
 from .errors import CheckpointError, ConfigError, DataError
 from .run_state import plain
-from .splits import segment_at
+from .splits import MIN_LAST_WINDOW, segment_at
 from .traders import NeuralTrader
 from .walkforward import calendar_of, trade_window, train_frames
 
@@ -46,7 +46,7 @@ def next_bundle(bundle: Bundle, universe: dict, changes: dict | None = None, sou
     cycle = bundle.cycle
     config = bundle_config(bundle, changes)
     calendar = calendar_of(universe)
-    seen = check_history(calendar, cycle)
+    seen = check_history(universe, calendar, cycle)
     trader = neural_trader(config, source)
     coordinator = trader.coordinator(POOLED)
     coordinator.load_state_dict(cycle["trader"])
@@ -90,20 +90,27 @@ def fit_at_end(trader: NeuralTrader, universe: dict, calendar: pd.DatetimeIndex,
     train = train_frames(universe, calendar[segment.train_end]) if segment.train_end < n else dict(universe)
     bundle = trader.fit(train, segment, calendar)["bundle"]
     coordinator = trader.coordinator(POOLED)
-    bundle.cycle = plain({"config": to_toml(config), "segment": index, "bars": n,
+    bundle.cycle = plain({"config": to_toml(config), "segment": index, "bars": n, "assets": sorted(universe),
                           "first_date": str(calendar[0].date()), "last_date": str(calendar[-1].date()),
                           "trader": coordinator.state_dict(), "pending": coordinator.pending_state(), "carry": carry})
     return bundle
 
 
-def check_history(calendar: pd.DatetimeIndex, cycle: dict) -> int:
-    """The bars the bundle has seen, after checking that the data repeats them and adds some."""
+def check_history(universe: dict, calendar: pd.DatetimeIndex, cycle: dict) -> int:
+    """The bars the bundle has seen, after checking that the data repeats them and adds enough."""
     seen, first, last = cycle["bars"], pd.Timestamp(cycle["first_date"]), pd.Timestamp(cycle["last_date"])
+    if sorted(universe) != cycle["assets"]:
+        raise DataError(f"the data holds {', '.join(sorted(universe))}, the bundle was trained on "
+                        f"{', '.join(cycle['assets'])}: update it on the same assets")
     if calendar[0] != first or len(calendar) < seen or calendar[seen - 1] != last:
         raise DataError(f"the data ({calendar[0].date()} .. {calendar[-1].date()}, {len(calendar)} bars) does not "
                         f"repeat the history the bundle was trained on ({first.date()} .. {last.date()}, {seen} "
                         "bars): give the same source and start date, with the new bars appended")
     if len(calendar) == seen:
         raise DataError(f"no new bars since the bundle's last one ({last.date()}): nothing to update; fetch the "
-                        "latest data first")
+                        "latest data first (--refresh for tickers)")
+    if len(calendar) - seen < MIN_LAST_WINDOW:
+        raise DataError(f"{len(calendar) - seen} new bars since the bundle's last one ({last.date()}): an update "
+                        f"learns from the window it traded and needs at least {MIN_LAST_WINDOW} bars, the "
+                        "walk-forward's shortest test window; update monthly or less often")
     return seen

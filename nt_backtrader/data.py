@@ -40,15 +40,16 @@ class Asset(NamedTuple):
     load: Callable[[], pd.DataFrame]   # the validated, adjusted, unsliced frame
 
 
-def load_universe(config: DataConfig | None = None, **overrides) -> dict[str, pd.DataFrame]:
+def load_universe(config: DataConfig | None = None, refresh: bool = False, **overrides) -> dict[str, pd.DataFrame]:
     """Every asset the config names, in order: asset name -> its validated, adjusted, date-sliced frame.
 
     Precedence: files (csv, then csv_dir's), else tickers, else the embedded datasets. Keyword
     overrides are fields of DataConfig, e.g. load_universe(dataset=("sp500", "nasdaq"), start="2005-01-01").
+    `refresh`: tickers are downloaded again, not read from the cache.
     """
     cfg = data_config(config, **overrides)
     return {asset.name: slice_dates(asset.load(), cfg.start, cfg.end, source=asset.source)
-            for asset in assets(cfg)}
+            for asset in assets(cfg, refresh)}
 
 
 SINGLE = "data"  # the name of a lone DataFrame's asset, as backtrader names an unnamed feed
@@ -77,14 +78,14 @@ def data_config(config: DataConfig | None = None, **overrides) -> DataConfig:
     return DataConfig(**{**(vars(config) if config else {}), **overrides})
 
 
-def assets(cfg: DataConfig) -> list[Asset]:
+def assets(cfg: DataConfig, refresh: bool = False) -> list[Asset]:
     """The universe before anything is read; names are checked here so a clash fails before any loading."""
     files = [Path(path) for path in cfg.csv] + (csv_files(cfg.csv_dir) if cfg.csv_dir else [])
     if files:
         found = [Asset(path.stem, str(path), functools.partial(load_csv, path, cfg.columns)) for path in files]
     elif cfg.tickers:
         found = [Asset(symbol.upper(), f"ticker {symbol.upper()}",
-                       functools.partial(load_ticker, symbol, cfg.cache_dir)) for symbol in cfg.tickers]
+                       functools.partial(load_ticker, symbol, cfg.cache_dir, refresh)) for symbol in cfg.tickers]
     elif cfg.dataset:
         found = [Asset(name, f"dataset {name}", functools.partial(load_embedded, name)) for name in cfg.dataset]
     else:
@@ -170,16 +171,19 @@ def load_csv(path: str | Path, columns: dict[str, str] | None = None) -> pd.Data
     return validate(raw, source=str(path), first_line=2)
 
 
-def load_ticker(symbol: str, cache_dir: str | Path) -> pd.DataFrame:
-    """A yfinance download, cached as a Yahoo-format CSV; a cached symbol never touches the network."""
+def load_ticker(symbol: str, cache_dir: str | Path, refresh: bool = False) -> pd.DataFrame:
+    """A yfinance download, cached as a Yahoo-format CSV; a cached symbol never touches the network unless
+    `refresh` asks for its latest bars (the cache is replaced only by a complete download)."""
     cache = Path(cache_dir) / f"{symbol.upper()}.csv"
-    if not cache.is_file():
+    if refresh or not cache.is_file():
         _download(symbol, cache)
     return load_csv(cache)
 
 
 def _download(symbol: str, cache: Path) -> None:
-    hint = (f"could not download '{symbol}' with yfinance (no network, or an unknown symbol) and no cache "
+    hint = (f"could not download '{symbol}' with yfinance (no network, or an unknown symbol) to refresh {cache}: "
+            "leave out --refresh to use the cached bars, or give --csv FILE" if cache.is_file() else
+            f"could not download '{symbol}' with yfinance (no network, or an unknown symbol) and no cache "
             f"at {cache}: use --csv FILE or the embedded data (--dataset sp500|nasdaq)")
     try:
         with _silenced("yfinance"):

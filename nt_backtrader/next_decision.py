@@ -43,7 +43,8 @@ def next_decisions(bundle: Bundle, universe: dict, config: Config, history: int 
         if not allow_timeframe:
             timeframe.check(bundle.timeframe, timeframe.of_index(frame.index), name, "--allow-timeframe")
     frames = replay_frames(universe, bundle, history)
-    start = max(frame.index[min(bundle.warmup_bars, len(frame) - 1)] for frame in frames.values())
+    # from the first asset's first decidable bar: each asset is decided from its own (no view before)
+    start = min(frame.index[bundle.warmup_bars] for frame in frames.values())
     costs = config.backtest
     result = run_backtest(frames, NeuralStrategy, {"bundle": bundle, "cash_buffer": costs.cash_buffer,
                                                    "allow_timeframe": allow_timeframe},
@@ -53,9 +54,7 @@ def next_decisions(bundle: Bundle, universe: dict, config: Config, history: int 
     rows = []
     for name, frame in frames.items():
         mine = decisions[decisions["asset"] == name]
-        if mine.empty or mine["date"].iloc[-1] != frame.index[-1]:
-            continue  # not decided on its last bar (still warming up)
-        row = mine.iloc[-1].to_dict()
+        row = mine.iloc[-1].to_dict()  # every asset has its last bar after the start
         rows.append(row | {"votes": votes(bundle, frame, name)})
     return pd.DataFrame(rows)
 
@@ -78,8 +77,9 @@ def stale(table: pd.DataFrame, today: dt.date) -> list[str]:
 def as_json(table: pd.DataFrame) -> list[dict]:
     return [{"asset": row["asset"], "date": str(row["date"].date()), "action": row["action"],
              "side": SIDES[int(row["side"])], "fraction": row["fraction"], "stop": nan_to_none(row["stop"]),
-             "take": nan_to_none(row["take"]), "confidence": row["confidence"], "p_long": row["p_long"],
-             "p_short": row["p_short"], "close": row["close"], "votes": row["votes"]}
+             "take": nan_to_none(row["take"]), "confidence": nan_to_none(row["confidence"]),
+             "p_long": nan_to_none(row["p_long"]), "p_short": nan_to_none(row["p_short"]), "close": row["close"],
+             "votes": {name: {k: nan_to_none(v) for k, v in vote.items()} for name, vote in row["votes"].items()}}
             for row in table.to_dict("records")]
 
 

@@ -8,9 +8,10 @@
 then live bars), on backtrader's simulated broker: what the tests run. --ib and --oanda attach
 backtrader's own stores (they need `pip install IbPy2` or `oandapy` and a running TWS/Gateway
 or an Oanda account); no broker can be reached where this project is tested, so those two
-paths are written from backtrader's documentation and have never run here. Ticks from a
-store are resampled to daily bars, the bars the bundle was trained on (a feed of other bars
-is refused). Run it again after a stop with the same --journal: it goes on from the journal's
+paths are written from backtrader's documentation and have never run here. A store's feed
+is asked for daily bars from two years back (its backfill covers the bundle's warm-up; a feed
+that goes live before it is complete gets a warning) and resampled to daily bars, the bars the
+bundle was trained on (a feed of other bars is refused). Run it again after a stop with the same --journal: it goes on from the journal's
 last decision and writes nothing twice.
 """
 import argparse
@@ -25,13 +26,17 @@ from nt_backtrader.plugin import live_replay
 def live_feed(cerebro: bt.Cerebro, args) -> None:
     """Add the live data (and a store's broker) to cerebro."""
     if args.ib or args.oanda:  # untested here: no broker is reachable from this project's machines
+        # daily bars from two years back: the backfill (history) covers the bundle's warm-up, then live
+        since = dt.datetime.now() - dt.timedelta(days=730)
         if args.ib:
             store = bt.stores.IBStore(host=args.host, port=args.port, clientId=args.client_id)
-            ticks = store.getdata(dataname=args.ib, timeframe=bt.TimeFrame.Ticks)
+            data = store.getdata(dataname=args.ib, timeframe=bt.TimeFrame.Days, compression=1, fromdate=since,
+                                 backfill_start=True)
         else:
             store = bt.stores.OandaStore(token=args.token, account=args.account, practice=True)
-            ticks = store.getdata(dataname=args.oanda, timeframe=bt.TimeFrame.Ticks)
-        cerebro.resampledata(ticks, timeframe=bt.TimeFrame.Days, compression=1, name=args.ib or args.oanda)
+            data = store.getdata(dataname=args.oanda, timeframe=bt.TimeFrame.Days, compression=1, fromdate=since,
+                                 backfill_start=True)
+        cerebro.resampledata(data, timeframe=bt.TimeFrame.Days, compression=1, name=args.name)
         cerebro.setbroker(store.getbroker())
         return
     frame = load_ohlcv(csv=args.replay) if args.replay else load_ohlcv(dataset="sp500")
@@ -47,7 +52,8 @@ def main(argv=None):
     parser.add_argument("--journal", default="journal.csv", help="the decision journal (CSV), continued if it exists")
     parser.add_argument("--replay", help="a CSV (Yahoo format) replayed as a live feed (default: the embedded S&P 500)")
     parser.add_argument("--live-from", help="first live bar of the replay (default: the last 21 bars are live)")
-    parser.add_argument("--name", default="sp500", help="the replayed feed's name (the asset the bundle knows)")
+    parser.add_argument("--name", default="sp500", help="the feed's name: an asset the bundle was trained on "
+                        "uses its own scaler, another the pooled one")
     parser.add_argument("--ib", help="an Interactive Brokers contract, e.g. SPY-STK-SMART-USD (untested here)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7497)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, yahoo_csv
 from test_cli import run_cli, tiny_toml
 
 from nt_backtrader.bundle import Bundle
@@ -18,7 +18,8 @@ from nt_backtrader.config import Config, override
 from nt_backtrader.cycle import first_bundle, next_bundle
 from nt_backtrader.errors import DataError
 from nt_backtrader.next_decision import next_decisions
-from nt_backtrader.plugin import NeuralSizer, NeuralStrategy, PnLFeedback, live_replay, run_backtest
+from nt_backtrader.data import load_ohlcv, load_universe
+from nt_backtrader.plugin import DecisionJournal, NeuralSizer, NeuralStrategy, PnLFeedback, live_replay, run_backtest
 from nt_backtrader.plugin.feeds import FrameFeed, configure_broker
 from nt_backtrader.splits import split
 from nt_backtrader.traders import NeuralTrader
@@ -28,10 +29,14 @@ DECIDED = ["date", "asset", "action", "side", "fraction", "stop", "take", "wante
 RULE_STATE = ["date", "asset", "wanted", "age", "blocked", "blocked_bars", "p_long", "p_short"]
 
 
-def live_run(frame, bundle, live_from, journal=None, stall=1):
-    """NeuralStrategy in a plain cerebro on a live-like feed, as a user's live script would set it up."""
+def live_run(frames, bundle, live_from, journal=None, stall=1):
+    """NeuralStrategy in a plain cerebro on live-like feeds, as a user's live script would set it up.
+    `frames`: one frame (named sp500) or name -> frame; `stall`: empty polls before each bar, per feed."""
     cerebro = bt.Cerebro(stdstats=False)
-    cerebro.adddata(live_replay(frame, "sp500", live_from=live_from, stall=stall))
+    frames = frames if isinstance(frames, dict) else {"sp500": frames}
+    stalls = stall if isinstance(stall, tuple) else (stall,) * len(frames)
+    for (name, frame), wait in zip(frames.items(), stalls):
+        cerebro.adddata(live_replay(frame, name, live_from=live_from, stall=wait))
     configure_broker(cerebro.broker, 100_000.0, 1.0, 1.0)
     cerebro.addstrategy(NeuralStrategy, bundle=bundle, journal=journal)
     cerebro.addanalyzer(PnLFeedback, _name="pnl")
@@ -67,6 +72,15 @@ def test_signal_is_the_backtests_decision_on_that_bar(sp500, tiny_bundle):
     assert checked == 3
 
 
+def test_signal_decides_every_asset_of_a_universe_on_its_own_last_bar(sp500, tiny_bundle):
+    universe = {"sp500": sp500.loc["2010-01-01":"2012-12-31"],
+                "ended": load_ohlcv(dataset="nasdaq").loc["2009-01-01":"2012-06-29"]}  # its data stopped earlier
+    table = next_decisions(tiny_bundle, universe, Config()).set_index("asset")
+    assert list(table.index) == ["sp500", "ended"]
+    assert [table.loc[name, "date"] for name in universe] == [frame.index[-1] for frame in universe.values()]
+    assert table["p_long"].notna().all()
+
+
 def test_live_feed_decides_as_the_backtest(sp500, tiny_bundle):
     frame = sp500.loc["2010-01-01":"2011-12-31"]
     live_from = frame.index[tiny_bundle.warmup_bars + 10].date()
@@ -81,13 +95,32 @@ def test_live_feed_decides_as_the_backtest(sp500, tiny_bundle):
     pd.testing.assert_frame_equal(fills, backtest.fills, check_exact=True)
 
 
+def test_live_feeds_whose_bars_arrive_apart_are_each_decided_once_a_bar(sp500, tiny_bundle):
+    nasdaq = load_ohlcv(dataset="nasdaq")
+    frames = {"sp500": sp500.loc["2010-01-01":"2011-06-30"], "nasdaq": nasdaq.loc["2010-01-01":"2011-06-30"]}
+    live_from = frames["sp500"].index[tiny_bundle.warmup_bars + 5].date()
+    live = live_run(frames, tiny_bundle, live_from, stall=(0, 2))  # nasdaq's bar comes two polls later
+    backtest = run_backtest(frames, NeuralStrategy, {"bundle": tiny_bundle}, trade_from=live_from, runonce=False)
+    mine = live.decision_table().sort_values(["date", "asset"]).reset_index(drop=True)
+    theirs = backtest.strategy.decision_table().sort_values(["date", "asset"]).reset_index(drop=True)
+    assert not mine.duplicated(["date", "asset"]).any() and len(mine) == 2 * len(frames["sp500"].loc[pd.Timestamp(live_from):])
+    columns = RULE_STATE + ["action", "side"]
+    pd.testing.assert_frame_equal(mine[columns], theirs[columns], check_exact=True)
+    assert (mine["action"] == "enter").sum() >= 2
+
+
 def test_a_restart_goes_on_from_the_journal_and_writes_nothing_twice(tmp_path, sp500, tiny_bundle):
     frame = sp500.loc["2010-01-01":"2011-12-31"]
     live_from = frame.index[tiny_bundle.warmup_bars].date()
     whole = live_run(frame, tiny_bundle, live_from, journal=tmp_path / "whole.csv")
     journal = tmp_path / "restarted.csv"
     cut = tiny_bundle.warmup_bars + 200
-    live_run(frame.iloc[:cut], tiny_bundle, live_from, journal=journal)  # the process dies after bar `cut`
+    first = live_run(frame.iloc[:cut], tiny_bundle, live_from, journal=journal)  # the process dies after bar `cut`
+    with open(journal, "a") as handle:
+        handle.write("decision,2011-0")  # ... in the middle of an append
+    states, account = DecisionJournal(journal).restart()  # the cut-off row is dropped
+    assert states["sp500"]["date"] == frame.index[cut - 1].date()
+    assert (account.peak, account.recent) == (first.account.peak, first.account.recent)  # the sizer's account
     # restarted: the feed sends its history again, up to the bar it stopped at, then goes live
     restarted = live_run(frame, tiny_bundle, frame.index[cut].date(), journal=journal)
     written = pd.read_csv(journal, parse_dates=["date"])
@@ -155,7 +188,29 @@ def test_train_update_signal_from_the_command_line(tmp_path, capsys):
     code, _, stderr = run_cli(["update", "--bundle", str(second), "--start", "2004-01-01", "--end", "2006-06-30",
                                "--out", str(tmp_path / "third.pt")], capsys)
     assert code == 2 and "no new bars since the bundle's last one (2006-06-30)" in stderr
+    code, _, stderr = run_cli(["update", "--bundle", str(second), "--start", "2004-01-01", "--end", "2006-07-14",
+                               "--out", str(tmp_path / "third.pt")], capsys)
+    assert code == 2 and "9 new bars since the bundle's last one (2006-06-30)" in stderr and "at least 21" in stderr
+    code, _, stderr = run_cli(["update", "--bundle", str(second), "--dataset", "nasdaq", "--start", "2004-01-01",
+                               "--out", str(tmp_path / "third.pt")], capsys)
+    assert code == 2 and "the bundle was trained on sp500" in stderr
     assert not (tmp_path / "third.pt").exists()
+
+
+def test_refresh_downloads_a_cached_ticker_again(tmp_path, sp500, monkeypatch):
+    from nt_backtrader import data
+
+    def fake_download(symbol, cache):  # what yfinance would write, with the bars that came since
+        yahoo_csv(cache, sp500.loc[:"2018-12-31"] if downloads else sp500.loc[:"2018-06-29"])
+        downloads.append(symbol)
+
+    downloads = []
+    monkeypatch.setattr(data, "_download", fake_download)
+    first = load_universe(tickers=("SPX",), cache_dir=str(tmp_path))["SPX"]
+    cached = load_universe(tickers=("SPX",), cache_dir=str(tmp_path))["SPX"]
+    refreshed = load_universe(tickers=("SPX",), cache_dir=str(tmp_path), refresh=True)["SPX"]
+    assert downloads == ["SPX", "SPX"] and first.index[-1] == cached.index[-1] == pd.Timestamp("2018-06-29")
+    assert refreshed.index[-1] == pd.Timestamp("2018-12-31")
 
 
 class BuyOnce(bt.Strategy):

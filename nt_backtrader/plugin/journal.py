@@ -19,6 +19,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from ..data import atomic_write_text
+from ..decisions import RECENT_PNL_BARS, AccountRecord
 from ..errors import DataError
 
 
@@ -40,6 +41,7 @@ class Decision(NamedTuple):
     p_short: float
     confidence: float
     close: float
+    equity: float         # the account's value at this close
 
 
 ORDER_FIELDS = ("order", "status", "type", "size", "price", "commission")
@@ -61,6 +63,16 @@ class DecisionJournal:
         self.pending: list[dict] = []
         if not self.path.exists():
             atomic_write_text(self.path, ",".join(COLUMNS) + "\n")
+        else:
+            self._drop_partial_row()
+
+    def _drop_partial_row(self) -> None:
+        """A crash in the middle of an append (power loss) can leave a row without its end: it is cut off,
+        so that the next append starts on a line of its own."""
+        text = self.path.read_bytes()
+        if text and not text.endswith(b"\n"):
+            with open(self.path, "r+b") as handle:
+                handle.truncate(text.rfind(b"\n") + 1)
 
     def add_decision(self, decision: Decision) -> None:
         self.pending.append({"kind": "decision", **decision._asdict()})
@@ -75,9 +87,11 @@ class DecisionJournal:
         text = io.StringIO()
         writer = csv.DictWriter(text, COLUMNS, lineterminator="\n")
         writer.writerows({k: _cell(v) for k, v in row.items()} for row in self.pending)
+        data = text.getvalue().encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         try:
-            os.write(fd, text.getvalue().encode())
+            while data:
+                data = data[os.write(fd, data):]
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -85,7 +99,7 @@ class DecisionJournal:
 
     def read(self) -> pd.DataFrame:
         try:
-            table = pd.read_csv(self.path, parse_dates=["date"])
+            table = pd.read_csv(self.path, parse_dates=["date"], dtype={"kind": str, "asset": str, "action": str})
         except (ValueError, pd.errors.ParserError) as exc:
             raise DataError(f"{self.path} is not a decision journal ({exc}); move it away to start a new one") \
                 from None
@@ -93,13 +107,22 @@ class DecisionJournal:
             raise DataError(f"{self.path} has other columns than a decision journal; move it away to start a new one")
         return table
 
-    def last_states(self) -> dict[str, dict]:
-        """Per asset: the date of its last journaled decision and the rule's state after it."""
+    def restart(self) -> tuple[dict[str, dict], AccountRecord | None]:
+        """What a restarted strategy goes on from: per asset the date of its last journaled decision and the
+        rule's state after it, and the account record (peak and recent values) as the journal saw it."""
         decisions = self.read()
         decisions = decisions[decisions["kind"] == "decision"]
+        if decisions.empty:
+            return {}, None
         last = decisions.groupby("asset", sort=False).tail(1)
-        return {row.asset: {"date": row.date.date(), **{k: int(getattr(row, k)) for k in STATE_FIELDS}}
-                for row in last.itertuples()}
+        if last[["date", *STATE_FIELDS]].isna().any(axis=None):
+            raise DataError(f"{self.path}: a decision row lacks its date or rule state; repair the journal or move "
+                            "it away to start a new one")
+        states = {row.asset: {"date": row.date.date(), **{k: int(getattr(row, k)) for k in STATE_FIELDS}}
+                  for row in last.itertuples()}
+        values = decisions.groupby("date", sort=True)["equity"].first().dropna()
+        account = AccountRecord(float(values.max()), [float(v) for v in values.iloc[-RECENT_PNL_BARS - 1:]])
+        return states, account
 
 
 def _cell(value):

@@ -13,6 +13,7 @@ bars it sends before it reports LIVE are history: the indicators run on them, no
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 from ..bundle import bundle_for
@@ -34,6 +35,8 @@ class FeedState:
     blocked: int = 0          # a side a bracket just closed: no re-entry there for a while
     blocked_bars: int = 0     # bars left in that wait
     order: object = None      # our pending entry or exit
+    decided_at: float = 0.0   # backtrader's time of the last bar decided (live feeds may call next() twice a bar)
+    skipped: int = 0          # history bars after the journal's last decision, never decided (a restart)
 
 
 class NeuralStrategy(RiskBrackets, SegmentStrategy):
@@ -56,6 +59,8 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
         self.decisions: list[Decision] = []
         self.journal = DecisionJournal(self.p.journal) if self.p.journal else None
         self.journaled = {}  # asset -> the date of its last decision in the journal: bars up to it are done
+        self._account_at = float("-inf")  # backtrader's time of the account's last update
+        self._went_live = set()           # feeds that have had their first live bar
 
     def risk_bundle(self, data):
         return self.bundles[data]
@@ -69,18 +74,45 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
         if self.warming_up():
             self.maybe_resume()
             return
-        ready = [data for data in self.datas if self.ready(data) and not self.done_before(data)]
-        if ready:
+        ready = [data for data in self.datas if self.new_bar(data)]
+        if ready and self.datetime[0] > self._account_at:
+            self._account_at = self.datetime[0]
             self.account.update(self.broker.getvalue())
         for data in ready:
+            self.warn_on_first_live_bar(data)
             self.decide(data)
-        if self.journal is not None:
-            self.journal.flush()
+            if self.journal is not None:
+                self.journal.flush()  # on disk before the next feed's orders go out
 
-    def done_before(self, data) -> bool:
-        """This bar was decided before a restart (it is in the journal)."""
+    def new_bar(self, data) -> bool:
+        """The feed has a bar to decide now: one it has not seen (live feeds whose bars arrive at different
+        polls make backtrader call next() again at the same time, the earlier feeds' bars unchanged), that
+        is not history (a live feed's backfill), and that a run before a restart did not decide."""
+        state = self.feeds[data]
+        if not self.has_bar(data) or data.datetime[0] <= state.decided_at:
+            return False
+        state.decided_at = data.datetime[0]
         last = self.journaled.get(asset_name(data))
-        return last is not None and data.datetime.date(0) <= last
+        if last is not None and data.datetime.date(0) <= last:
+            return False  # in the journal already
+        if not self.ready(data):
+            state.skipped += last is not None  # history after the journal: the process was down on these bars
+            return False
+        return True
+
+    def warn_on_first_live_bar(self, data) -> None:
+        """Once per feed, on its first bar decided live: what the rule could not see."""
+        state = self.feeds[data]
+        if not data.islive() or data in self._went_live:
+            return
+        self._went_live.add(data)
+        name = asset_name(data)
+        if len(data) < self.bundles[data].warmup_bars:
+            warnings.warn(f"{name} went live after {len(data)} bars, fewer than the bundle's warm-up of "
+                          f"{self.bundles[data].warmup_bars}: it decides flat until then; backfill more history")
+        if state.skipped:
+            warnings.warn(f"{name}: {state.skipped} bars after the journal's last decision "
+                          f"({self.journaled[name]}) came as history and were not decided")
 
     def decide(self, data) -> None:
         state, signal = self.feeds[data], self.signals[data]
@@ -126,7 +158,7 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
         decision = Decision(data.datetime.date(0), asset_name(data), action, side,
                             abs(size) * close / value if value > 0 else 0.0, float(stop), float(take), state.wanted,
                             state.age, state.blocked, state.blocked_bars, float(signal.p_long[0]),
-                            float(signal.p_short[0]), float(signal.current("confidence")), float(close))
+                            float(signal.p_short[0]), float(signal.current("confidence")), float(close), value)
         self.decisions.append(decision)
         if self.journal is not None:
             self.journal.add_decision(decision)
@@ -164,10 +196,12 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
     # --- walk-forward carry, restarts -----------------------------------------------------------
     def start(self):
         super().start()
-        states = self.journal.last_states() if self.journal is not None else {}
+        states, account = self.journal.restart() if self.journal is not None else ({}, None)
+        if account is not None:  # a restart: the drawdown and recent PnL the sizer reads go on too
+            self.account = account
         for data, state in self.feeds.items():
             last = states.get(asset_name(data))
-            if last:  # a restart: the rule goes on from its last journaled decision
+            if last:  # the rule goes on from its last journaled decision
                 self.journaled[asset_name(data)] = last["date"]
                 state.wanted, state.age = last["wanted"], last["age"]
                 state.blocked, state.blocked_bars = last["blocked"], last["blocked_bars"]
