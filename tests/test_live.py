@@ -132,6 +132,8 @@ def test_a_restart_goes_on_from_the_journal_and_writes_nothing_twice(tmp_path, s
     assert restarted.decisions[0].date == frame.index[cut].date()
     assert restarted.feeds[restarted.datas[0]].wanted == whole.feeds[whole.datas[0]].wanted
     assert {"order", "fill"} <= set(written["kind"])  # the orders and fills are journaled too
+    states = written.loc[written["kind"] == "status", "status"].tolist()  # and the feed's states, run by run
+    assert states == ["DELAYED", "LIVE"] * 2
 
 
 def test_a_chain_of_updates_is_the_walk_forward(tmp_path, sp500):

@@ -56,7 +56,8 @@ def decision_table(decisions: list[Decision]) -> pd.DataFrame:
 
 
 class DecisionJournal:
-    """An append-only CSV of decisions (kind 'decision') and of orders and fills (kind 'order', 'fill')."""
+    """An append-only CSV of decisions (kind 'decision'), orders and fills ('order', 'fill') and live feeds'
+    state changes ('status')."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -77,7 +78,8 @@ class DecisionJournal:
     def add_decision(self, decision: Decision) -> None:
         self.pending.append({"kind": "decision", **decision._asdict()})
 
-    def add_order(self, kind: str, date, asset: str, **fields) -> None:
+    def add_event(self, kind: str, date, asset: str, **fields) -> None:
+        """An order or fill notification ('order', 'fill'), or a feed's state change ('status')."""
         self.pending.append({"kind": kind, "date": date, "asset": asset, **fields})
 
     def flush(self) -> None:

@@ -30,8 +30,7 @@ class LiveReplay(FrameFeed):
         super().start()
         live_from = self.p.live_from
         self._live_from = bt.date2num(dt.datetime.combine(live_from, dt.time())) if live_from else None
-        self._waited = 0
-        self.put_notification(self.CONNECTED)
+        self._waited = 0  # (a feed starts CONNECTED: backtrader sets that state itself, without a notification)
 
     def _load(self):
         if self._next < len(self._dates) and self._waited < self.p.stall:

@@ -183,11 +183,18 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
     def journal_order(self, order) -> None:
         done = order.status == order.Completed
         price = order.executed.price if done else order.created.price
-        self.journal.add_order("fill" if done else "order", self.datetime.date(0), asset_name(order.data),
+        self.journal.add_event("fill" if done else "order", self.datetime.date(0), asset_name(order.data),
                                order=order.ref, status=order.getstatusname(), type=order.getordername(),
                                size=order.executed.size if done else order.created.size,
                                price=price if price is not None else float("nan"),
                                commission=order.executed.comm if done else float("nan"))
+
+    def notify_data(self, data, status, *args, **kwargs):
+        """A live feed's state (DELAYED while it sends history, LIVE, DISCONNECTED, ...) goes to the
+        journal; which bars are traded is read from the feed's state at each bar (see ready())."""
+        if self.journal is not None:
+            self.journal.add_event("status", data.datetime.date(0) if len(data) else None, asset_name(data),
+                                   status=data._getstatusname(status))
 
     def stop(self):
         if self.journal is not None:
