@@ -18,9 +18,9 @@ from pathlib import Path
 SIGNAL_GOAL_S = 5.0
 
 
-def timed(args: list[str]) -> float:
+def timed(args: list[str], command: tuple = ("-m", "nt_backtrader.cli")) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "nt_backtrader.cli", *args], check=True, stdout=subprocess.DEVNULL,
+    subprocess.run([sys.executable, *command, *args], check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
 
@@ -36,11 +36,16 @@ def main() -> None:
     quick = ["--quick"] if args.quick else []
     train = timed(["train", "--end", "2017-12-29", "--out", str(first), *quick])
     update = timed(["update", "--bundle", str(first), "--out", str(second)])
-    signal = statistics.median(timed(["signal", "--bundle", str(second)]) for _ in range(args.repeat))
+    signals, imports = [], []
+    for _ in range(args.repeat):  # interleaved: the machine's speed drifts
+        signals.append(timed(["signal", "--bundle", str(second)]))
+        imports.append(timed([], ("-c", "import torch, pandas, backtrader")))
+    signal, bare = statistics.median(signals), statistics.median(imports)
     print(f"train (1999-2017{', --quick' if args.quick else ''}): {train:.1f} s")
     print(f"update (+ 2018, feedback and one cycle): {update:.1f} s")
     print(f"signal: {signal:.2f} s, median of {args.repeat} (goal under {SIGNAL_GOAL_S:.0f} s: "
-          f"{signal / SIGNAL_GOAL_S:.2f} of it)")
+          f"{signal / SIGNAL_GOAL_S:.2f} of it); a bare `import torch, pandas, backtrader` takes {bare:.2f} s "
+          f"of it ({bare / signal:.0%}), nt_backtrader's own part {signal - bare:.2f} s")
 
 
 if __name__ == "__main__":
