@@ -53,9 +53,13 @@ class SegmentStrategy(bt.Strategy):
         return len(data) > 0 and data.datetime[0] == self.datetime[0]
 
     def ready(self, data) -> bool:
-        """The feed has a bar now that may be traded on: a live feed's history (the bars it sends before
-        it reports LIVE) is warm-up."""
-        return self.has_bar(data) and (not data.islive() or data._laststatus == data.LIVE)
+        """The feed has a bar now that may be traded on."""
+        return self.has_bar(data) and not self.backfill(data)
+
+    @staticmethod
+    def backfill(data) -> bool:
+        """The bar is a live feed's history (sent before it reports LIVE): warm-up, never traded on."""
+        return data.islive() and data._laststatus != data.LIVE
 
     def carry_out(self) -> dict:
         """Plain numbers that let the next segment's run continue where this one stopped."""

@@ -75,12 +75,15 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
             self.maybe_resume()
             return
         ready = [data for data in self.datas if self.new_bar(data)]
-        if ready and self.datetime[0] > self._account_at:
+        if not ready:
+            return
+        value, today = self.broker.getvalue(), self.datetime.date(0)  # the same for every feed decided now
+        if self.datetime[0] > self._account_at:
             self._account_at = self.datetime[0]
-            self.account.update(self.broker.getvalue())
+            self.account.update(value)
         for data in ready:
             self.warn_on_first_live_bar(data)
-            self.decide(data)
+            self.decide(data, value, today)
             if self.journal is not None:
                 self.journal.flush()  # on disk before the next feed's orders go out
 
@@ -95,7 +98,7 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
         last = self.journaled.get(asset_name(data))
         if last is not None and data.datetime.date(0) <= last:
             return False  # in the journal already
-        if not self.ready(data):
+        if self.backfill(data):
             state.skipped += last is not None  # history after the journal: the process was down on these bars
             return False
         return True
@@ -114,13 +117,13 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
             warnings.warn(f"{name}: {state.skipped} bars after the journal's last decision "
                           f"({self.journaled[name]}) came as history and were not decided")
 
-    def decide(self, data) -> None:
+    def decide(self, data, value: float, today) -> None:
         state, signal = self.feeds[data], self.signals[data]
         wanted = next_position(state.wanted, state.age, signal.p_long[0], signal.p_short[0], self.bundles[data].spec)
         state.wanted, state.age = wanted, aged(state.wanted, state.age, wanted)
         state.blocked, state.blocked_bars = waited(state.blocked, state.blocked_bars, state.wanted)
         action = self.act(data, state)
-        self.record(data, state, action)
+        self.record(data, state, action, value, today)
 
     def act(self, data, state: FeedState) -> str:
         """Send what the rule's side asks for on this feed; returns what was done."""
@@ -140,9 +143,9 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
         state.order = self.buy(data=data) if state.wanted > 0 else self.sell(data=data)
         return "enter" if state.order is not None else "flat"  # None: the sizer said 0
 
-    def record(self, data, state: FeedState, action: str) -> None:
+    def record(self, data, state: FeedState, action: str, value: float, today) -> None:
         """The decision as a Decision: the side and exposure expected after the next open, its levels."""
-        value, close = self.broker.getvalue(), data.close[0]
+        close = data.close[0]
         size, levels = self.getposition(data).size, None
         if action in ("enter", "pending") and state.order is not None and not size:
             size = state.order.created.size  # an entry on its way
@@ -155,7 +158,7 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
         side = int(size > 0) - int(size < 0)
         stop, take = levels if levels else (float("nan"), float("nan"))
         signal = self.signals[data]
-        decision = Decision(data.datetime.date(0), asset_name(data), action, side,
+        decision = Decision(today, asset_name(data), action, side,
                             abs(size) * close / value if value > 0 else 0.0, float(stop), float(take), state.wanted,
                             state.age, state.blocked, state.blocked_bars, float(signal.p_long[0]),
                             float(signal.p_short[0]), float(signal.current("confidence")), float(close), value)
