@@ -81,8 +81,18 @@ def add_refresh_option(parser: argparse.ArgumentParser) -> None:
                         "ticker is otherwise read from data_feeds/cache/, without the bars that came since)")
 
 
-def add_bundle_option(parser: argparse.ArgumentParser) -> None:
+def bundle_command(commands, name: str, func, help: str, description: str,
+                   allow_timeframe: str = "") -> argparse.ArgumentParser:
+    """A subcommand that reads a bundle and data: --bundle, the data options, and (with the help text
+    `allow_timeframe`) --allow-timeframe."""
+    parser = commands.add_parser(name, help=help, description=description)
     parser.add_argument("--bundle", required=True, metavar="FILE", help="a bundle written by `train` or `update`")
+    add_data_options(parser)
+    if allow_timeframe:
+        parser.add_argument("--allow-timeframe", action="store_true", help=f"{allow_timeframe} bars of another "
+                            "timeframe than the bundle was trained on (its horizons then mean other spans of time)")
+    parser.set_defaults(func=func)
+    return parser
 
 
 def add_common_options(parser: argparse.ArgumentParser, out_help: str) -> None:
@@ -130,49 +140,39 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_options(train, "bundle file (default reports/<data>-neural/bundle.pt)")
     train.set_defaults(func=cmd_train)
 
-    update = commands.add_parser("update", help="the walk-forward's next step on new bars -> a new bundle",
-                                 description="Feed the realized PnL of the bars since the bundle was made back to "
-                                 "its meta-learner and tuner (the bundle is backtested on them with the account "
-                                 "it carried), then run the coordinated cycle on the data up to the last bar. "
-                                 "The data must repeat the bundle's history and add bars; by default it is read "
-                                 "from the bundle's own source. A chain of updates at the walk-forward's "
-                                 "boundaries gives the walk-forward's bundles.")
-    add_bundle_option(update)
-    add_data_options(update)
+    update = bundle_command(commands, "update", cmd_update,
+                            help="the walk-forward's next step on new bars -> a new bundle",
+                            description="Feed the realized PnL of the bars since the bundle was made back to "
+                                        "its meta-learner and tuner (the bundle is backtested on them with the account "
+                                        "it carried), then run the coordinated cycle on the data up to the last bar. "
+                                        "The data must repeat the bundle's history and add bars; by default it is read "
+                                        "from the bundle's own source. A chain of updates at the walk-forward's "
+                                        "boundaries gives the walk-forward's bundles.")
     update.add_argument("--out", required=True, metavar="FILE", help="the new bundle's file")
     update.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: the bundle's)")
     update.add_argument("--device", choices=CHOICES["train.device"], help="where the networks train")
     add_refresh_option(update)
-    update.set_defaults(func=cmd_update)
 
-    signal = commands.add_parser("signal", help="the bundle's decision for the next session, from the last bar",
-                                 description="Per traded asset: the target side and fraction of equity, the stop "
-                                 "and take-profit prices, the confidence, each ensemble member's vote and the "
-                                 "bar it rests on. It is NeuralStrategy's decision on the last bar of a backtest "
-                                 "of the bundle over the last --history bars. Without data options, the data "
-                                 "the bundle was trained on (its source, up to the latest bar).")
-    add_bundle_option(signal)
-    add_data_options(signal)
+    signal = bundle_command(commands, "signal", cmd_signal, allow_timeframe="decide on",
+                            help="the bundle's decision for the next session, from the last bar",
+                            description="Per traded asset: the target side and fraction of equity, the stop "
+                                        "and take-profit prices, the confidence, each ensemble member's vote and the "
+                                        "bar it rests on. It is NeuralStrategy's decision on the last bar of a backtest "
+                                        "of the bundle over the last --history bars. Without data options, the data "
+                                        "the bundle was trained on (its source, up to the latest bar).")
     signal.add_argument("--history", type=int, default=None, metavar="BARS", help="bars replayed before the "
                         "last one to set the rule's state and the account (default 504; 0: all)")
     signal.add_argument("--json", action="store_true", help="print JSON for programs instead of a table")
-    signal.add_argument("--allow-timeframe", action="store_true", help="decide on bars of another timeframe "
-                        "than the bundle was trained on (its horizons then mean other spans of time)")
     signal.add_argument("--commission-bps", type=float, help="commission of the replay (default: the bundle's)")
     signal.add_argument("--slippage-bps", type=float, help="slippage of the replay (default: the bundle's)")
     add_refresh_option(signal)
-    signal.set_defaults(func=cmd_signal)
 
-    backtest = commands.add_parser("backtest", help="trade a saved bundle on any data -> the same report files",
-                                   description="Run NeuralStrategy with a frozen bundle over a data source, "
-                                   "without retraining. Dates the bundle was trained on are in-sample: a "
-                                   "warning says so when they overlap.")
-    add_bundle_option(backtest)
-    backtest.add_argument("--allow-timeframe", action="store_true", help="trade bars of another timeframe than "
-                          "the bundle was trained on (its horizons then mean other spans of time)")
-    add_data_options(backtest)
+    backtest = bundle_command(commands, "backtest", cmd_backtest, allow_timeframe="trade",
+                              help="trade a saved bundle on any data -> the same report files",
+                              description="Run NeuralStrategy with a frozen bundle over a data source, "
+                                          "without retraining. Dates the bundle was trained on are in-sample: a "
+                                          "warning says so when they overlap.")
     add_common_options(backtest, "report folder (default reports/<data>-bundle/)")
-    backtest.set_defaults(func=cmd_backtest)
 
     sweep = commands.add_parser("sweep", help="many walk-forward runs (seeds x data x variants x costs) on Ray "
                                 "-> sweep.csv, summary.md, summary.html", description=(

@@ -39,9 +39,9 @@ def next_decisions(bundle: Bundle, universe: dict, config: Config, history: int 
                    allow_timeframe: bool = False) -> pd.DataFrame:
     """One row per traded asset: the decision on its last bar, with every ensemble member's vote."""
     universe = traded(universe, config.data)
-    for name, frame in universe.items():
-        if not allow_timeframe:
-            timeframe.check(bundle.timeframe, timeframe.of_index(frame.index), name, "--allow-timeframe")
+    if not allow_timeframe:  # NeuralSignal refuses it too, but bars of another timeframe first fail the count
+        for name, frame in universe.items():
+            timeframe.check(bundle.timeframe, timeframe.of_index(frame.index), name)
     frames = replay_frames(universe, bundle, history)
     # from the first asset's first decidable bar: each asset is decided from its own (no view before)
     start = min(frame.index[bundle.warmup_bars] for frame in frames.values())

@@ -26,10 +26,11 @@ def of_index(index: pd.DatetimeIndex) -> tuple[str, int]:
     return next(((name, 1) for most, name in _GAPS if gap <= most), ("Years", 1))
 
 
-def check(trained, given, feed: str, option: str = "allow_timeframe=True") -> None:
+def check(trained, given, feed: str) -> None:
     """One line naming both timeframes when a feed's bars are not the bundle's."""
     trained, given = (str(trained[0]), int(trained[1])), (str(given[0]), int(given[1]))
     if trained != given:
         raise DataError(f"feed '{feed}' has {given[1]} x {given[0]} bars, the bundle was trained on "
                         f"{trained[1]} x {trained[0]} bars: its features, horizons and brackets count those; give "
-                        f"it {trained[1]} x {trained[0]} bars, or pass {option} if you know what you do")
+                        f"it {trained[1]} x {trained[0]} bars, or pass allow_timeframe=True (--allow-timeframe on the command "
+                        "line) if you know what you do")
