@@ -115,7 +115,7 @@ def walk_forward(universe, config: Config, trader=None, progress: bool = True,
         if checkpoint is None or not Path(checkpoint).is_file():
             raise CheckpointError(f"no checkpoint at {checkpoint} to resume from: run without --resume")
         state = run_state.load(Path(checkpoint), config, len(segments),
-                               {"fills": FILL_TABLE, "orders": ORDER_COLUMNS})
+                               {"fills": FILL_TABLE, "orders": ORDER_COLUMNS}, universe)
         trader.load_state_dict(state["trader"])
     returns, equity, tables, history = [state["returns"]], [state["equity"]], state["tables"], state["history"]
     carry = state["carry"]
@@ -135,7 +135,8 @@ def walk_forward(universe, config: Config, trader=None, progress: bool = True,
         history.append(seg.describe(calendar) | segment_metrics(result) | learned)
         if checkpoint is not None:
             run_state.save(Path(checkpoint), config, seg.index + 1, len(segments), carry, stitch(returns),
-                           stitch(equity), tables, history, trader.state_dict())
+                           stitch(equity), tables, history, trader.state_dict(),
+                           run_state.data_used(universe, calendar[seg.test_end - 1]))
         bar.update(1)
         bar.set_postfix(test_end=history[-1]["test_end"], equity=f"{result.equity.iloc[-1]:,.0f}")
     bar.close()
