@@ -102,6 +102,10 @@ def check_history(universe: dict, calendar: pd.DatetimeIndex, cycle: dict) -> in
     if sorted(universe) != cycle["assets"]:
         raise DataError(f"the data holds {', '.join(sorted(universe))}, the bundle was trained on "
                         f"{', '.join(cycle['assets'])}: update it on the same assets")
+    if calendar[-1] < last:
+        raise DataError(f"the data ends on {calendar[-1].date()}, before the bundle's last bar ({last.date()}): "
+                        "an update needs the bundle's history and new bars after it; give data that runs past "
+                        f"{last.date()} (the latest file, --refresh for tickers, no earlier --end)")
     if calendar[0] != first or len(calendar) < seen or calendar[seen - 1] != last:
         raise DataError(f"the data ({calendar[0].date()} .. {calendar[-1].date()}, {len(calendar)} bars) does not "
                         f"repeat the history the bundle was trained on ({first.date()} .. {last.date()}, {seen} "

@@ -3,7 +3,8 @@
 Each asset's frame is indexed by date (strictly increasing, no duplicates) with float columns
 open, high, low, close, volume. Where the source has an adjusted close, open/high/low/close
 are scaled by adj_close / close so that splits and dividends are not fake gaps.
-Every problem raises DataError naming the asset's file, dataset or ticker, the row and what to do.
+Every problem raises DataError naming the asset's file, dataset or ticker, the row and what to do;
+the one repair, a bar's range widened to its open and close, is a warning, once per asset.
 """
 from __future__ import annotations
 
@@ -90,15 +91,20 @@ def assets(cfg: DataConfig, refresh: bool = False) -> list[Asset]:
         found = [Asset(name, f"dataset {name}", functools.partial(load_embedded, name)) for name in cfg.dataset]
     else:
         raise DataError("no data source: give --dataset sp500|nasdaq, --csv FILE, --csv-dir DIR or --tickers SYMBOLS")
+    # spy.csv and SPY.csv are one series (and one file on case-insensitive disks): never two assets
     seen: dict[str, Asset] = {}
     for asset in found:
-        if asset.name in seen:
-            raise DataError(f"two assets are named '{asset.name}' ({seen[asset.name].source} and {asset.source}): "
+        other = seen.get(asset.name.casefold())
+        if other:
+            clash = f"two assets are named '{asset.name}'" if other.name == asset.name else \
+                f"'{other.name}' and '{asset.name}' are one asset name (case does not count)"
+            raise DataError(f"{clash} ({other.source} and {asset.source}): "
                             "rename one of the files, or list each dataset and ticker once")
-        seen[asset.name] = asset
-    unknown = [name for name in cfg.trade if name not in seen]
+        seen[asset.name.casefold()] = asset
+    names = [asset.name for asset in found]
+    unknown = [name for name in cfg.trade if name not in names]
     if unknown:
-        raise DataError(f"data.trade names '{unknown[0]}', which is not in the universe ({', '.join(seen)}): "
+        raise DataError(f"data.trade names '{unknown[0]}', which is not in the universe ({', '.join(names)}): "
                         "trade assets the data loads, or leave data.trade empty to trade them all")
     return found
 
@@ -163,6 +169,9 @@ def load_csv(path: str | Path, columns: dict[str, str] | None = None) -> pd.Data
         raw = pd.read_csv(path, dtype=str, skipinitialspace=True, keep_default_na=False)  # keep "null" visible
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not a readable CSV file ({str(exc).strip().splitlines()[0]})") from None
+    if len(raw.columns) == 1 and ";" in str(raw.columns[0]):  # a European export: one column, not a mapping problem
+        raise DataError(f"{path}: the file is separated by ';' (its header is {str(raw.columns[0])!r}), not by ','; "
+                        "save it again with ',' between fields and '.' as the decimal point")
     if columns:
         missing = [theirs for theirs in columns.values() if theirs not in raw.columns]
         if missing:
@@ -238,6 +247,47 @@ def _where(source: str, first_line: int | None, pos: int, date=None) -> str:
     return f"{source} row {pos + 1}"
 
 
+# 13/01/2009, 1.2.2009, 01-13-09: a day and a month in an order the text does not say, then the year
+DAY_AND_MONTH_FIRST = r"^\s*(\d{1,2})([/.-])(\d{1,2})\2\d{2,4}\b"
+
+
+def parse_dates(column: pd.Series, source: str, first_line: int | None) -> pd.Series:
+    """The column as dates, NaT where a row is not one. Dates that start with a day and a month are read
+    in the one order the column proves (see day_first), never some rows one way and some the other."""
+    if not pd.api.types.is_string_dtype(column):
+        return pd.to_datetime(column, errors="coerce")
+    dates = pd.to_datetime(column, errors="coerce", format="mixed")  # each row on its own, not the first's format
+    fields = column.str.extract(DAY_AND_MONTH_FIRST)
+    day_and_month = fields[0].notna().to_numpy()
+    if day_and_month.any():
+        dayfirst = day_first(column, fields, source, first_line)
+        # pandas reads even 2009-01-05 as May 1st with dayfirst=True: only these rows get it
+        dates[day_and_month] = pd.to_datetime(column[day_and_month], errors="coerce", format="mixed",
+                                              dayfirst=dayfirst)
+    return dates
+
+
+def day_first(column: pd.Series, fields: pd.DataFrame, source: str, first_line: int | None) -> bool:
+    """Whether dates like 05/01/2009 are day-first: a first field above 12 proves it, a second above 12
+    proves month-first, and dots alone (05.01.2009) are read day-first, as every country that writes them
+    does. Otherwise, or with both proofs, the column is refused: reading it one way would move some bars
+    by months without a word."""
+    first, separator, second = fields[0].astype(float), fields[1], fields[2].astype(float)
+    day, month = np.flatnonzero(first.to_numpy() > 12), np.flatnonzero(second.to_numpy() > 12)
+    if day.size and month.size:
+        i, j = day[0], month[0]
+        raise DataError(f"{_where(source, first_line, i)}: {column.iloc[i]!r} is day-first but "
+                        f"{_where(source, first_line, j)}: {column.iloc[j]!r} is month-first; write every date "
+                        "year first, as 2009-01-13")
+    if not day.size and not month.size:
+        if separator.dropna().eq(".").all():
+            return True
+        example = column[first.notna()].iloc[0]
+        raise DataError(f"{source}: dates like {example!r} could be day-first or month-first and no day above 12 "
+                        "tells which; write them year first, as 2009-01-13")
+    return bool(day.size)
+
+
 def validate(raw: pd.DataFrame, source: str, first_line: int | None) -> pd.DataFrame:
     """Standardise names, parse and check every row; return the adjusted OHLCV frame."""
     frame = raw.rename(columns=lambda c: ALIASES.get(str(c).strip().lower(), str(c).strip().lower()))
@@ -246,11 +296,12 @@ def validate(raw: pd.DataFrame, source: str, first_line: int | None) -> pd.DataF
     if missing:
         raise DataError(f"{source}: missing column(s) {missing}; found {list(raw.columns)}. "
                         "Give a mapping, e.g. --columns date=Datum,close=Schluss")
+    if frame.empty:
+        raise DataError(f"{source}: a header and no rows; add the asset's bars, or leave it out of the data")
     if "volume" not in frame.columns:
         frame["volume"] = 0.0  # price-only files are fine; volume features then read zero
 
-    dates = pd.to_datetime(frame["date"], errors="coerce", format="mixed") if frame["date"].dtype == object \
-        else pd.to_datetime(frame["date"], errors="coerce")
+    dates = parse_dates(frame["date"], source, first_line)
     bad = np.flatnonzero(dates.isna().to_numpy())
     if bad.size:
         i = bad[0]
@@ -296,10 +347,33 @@ def validate(raw: pd.DataFrame, source: str, first_line: int | None) -> pd.DataF
                         f"low {values['low'].iloc[i]}; fix or remove the row")
 
     out = pd.DataFrame({c: values[c].to_numpy() for c in COLUMNS}, index=pd.DatetimeIndex(dates, name="date"))
+    widen_to_open_and_close(out, source)
     if numeric:
         ratio = values["adj_close"].to_numpy() / values["close"].to_numpy()
         out[PRICES] = out[PRICES].to_numpy() * ratio[:, None]
     return out
+
+
+def widen_to_open_and_close(frame: pd.DataFrame, source: str) -> None:
+    """Repair bars whose open or close lies outside their high-low range, in place, and say so once.
+
+    The range is widened to take them in (high = max(high, open, close), low = min(low, open, close)),
+    rather than the open and close clipped into it. backtrader fills a market order at the next bar's open,
+    its slippage capped at that bar's high and low (slip_match), marks the account at the close, and
+    triggers stops and limits on the high and low. Clipping would move the fill price and the close, the
+    prices every return is made of; keeping them and widening the range moves only the extremes, to where
+    the bar must have traded. Left alone, a sell at an open below the low would fill at the low: a better
+    price than any traded.
+    """
+    prices = frame[["open", "close"]]
+    outside = (prices.gt(frame["high"], axis=0) | prices.lt(frame["low"], axis=0)).any(axis=1).to_numpy()
+    if not outside.any():
+        return
+    frame["high"] = frame[["high", "open", "close"]].max(axis=1)
+    frame["low"] = frame[["low", "open", "close"]].min(axis=1)
+    n = int(outside.sum())
+    warnings.warn(f"{source}: {n} {'bar' if n == 1 else 'bars'} had the open or close outside the high-low range "
+                  f"(first {frame.index[outside][0].date()}); widened the range to include them")
 
 
 def slice_dates(frame: pd.DataFrame, start: str | None, end: str | None, source: str) -> pd.DataFrame:

@@ -3,12 +3,16 @@
 By default it starts a local Ray inside the command (no dashboard, no set-up); with an address
 it joins a running cluster. Each unfinished cell is one task; a task whose worker or node dies
 is retried by Ray and continues from the cell's checkpoint. After every finished cell,
-sweep.csv is rewritten atomically, so a killed driver loses only the cells in flight.
+sweep.csv is rewritten atomically, so a killed driver loses only the cells in flight. A lock file
+keeps a second sweep out of the folder while one runs.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -25,6 +29,70 @@ from .trials import record_trials
 TABLE = "sweep.csv"
 CELLS = "cells"
 TASK_RETRIES = 3  # a cell whose worker process or node dies is run again (from its checkpoint)
+LOCK = "sweep.lock"
+
+
+@contextlib.contextmanager
+def sweep_lock(out: Path):
+    """Hold `out` for this sweep: a second sweep there would run the same cells again and take over the
+    first's live ones. The lock file (created atomically, with this pid and host) is removed on the way
+    out, also on an error or Ctrl-C, and so is `out` if the lock made it and nothing else was written (a
+    sweep refused before any work leaves nothing behind); a lock left by a process that no longer runs on
+    this host is taken over."""
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    lock = out / LOCK
+    if not take_lock(lock):
+        holder = read_lock(lock)
+        if holder and holder["host"] == socket.gethostname() and not pid_runs(holder["pid"]):
+            print(f"nt-backtrader: {out}: the sweep that held it (pid {holder['pid']}) no longer runs; taking over "
+                  "its lock", file=sys.stderr)
+            lock.unlink(missing_ok=True)  # two sweeps doing this at once on one stale lock could both win
+        if not take_lock(lock):
+            holder = read_lock(lock)
+            who = f"pid {holder['pid']} on {holder['host']}" if holder else f"its lock {lock} names no process"
+            raise ConfigError(f"--out {out} is in use by another sweep ({who}): wait for it to finish or give "
+                              f"another --out; if that sweep no longer runs, delete {lock}")
+    try:
+        yield
+    finally:
+        if (read_lock(lock) or {}).get("pid") == os.getpid():
+            lock.unlink(missing_ok=True)
+        if made and not any(out.iterdir()):
+            out.rmdir()
+
+
+def take_lock(lock: Path) -> bool:
+    """Create `lock` with our pid and host, atomically; False when it exists."""
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"pid": os.getpid(), "host": socket.gethostname()}, handle)
+    return True
+
+
+def read_lock(lock: Path) -> dict | None:
+    """The lock's pid and host; None when it is gone or not (yet) written."""
+    try:
+        holder = json.loads(lock.read_text())
+        return {"pid": int(holder["pid"]), "host": str(holder["host"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def pid_runs(pid: int) -> bool:
+    """Whether another process `pid` runs here; ours is a pid reused after a restart (a container's)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0 only asks whether it exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user's
+        pass
+    return True
 
 
 def write_table(out: Path, sweep: Sweep, records: dict[str, dict | None]) -> pd.DataFrame:
