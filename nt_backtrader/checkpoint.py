@@ -2,7 +2,10 @@
 
 Shared by bundles and walk-forward checkpoints: `torch.load(weights_only=True)` never runs
 code from a file, the temp-file-then-rename write never leaves half a file, and the digest
-turns a damaged or edited file into one clear error instead of silently wrong weights.
+turns a damaged file (truncated, a flipped bit, a careless edit) into one clear error instead
+of silently wrong weights. The digest is stored in the file itself, so it checks integrity,
+not authenticity: whoever edits a file on purpose can store a matching digest. Load only
+files you or someone you trust wrote.
 """
 from __future__ import annotations
 
@@ -23,7 +26,8 @@ FORMAT_VERSION = 5  # 2: the tuner reads validation Sharpe; bundles record their
 
 
 def digest(payload: dict) -> str:
-    """SHA-256 over every tensor's bytes and every other value, in a fixed key order."""
+    """SHA-256 over every tensor's bytes and every other value, in a fixed key order: an integrity
+    check (no key is involved, so anyone can recompute it)."""
     h = hashlib.sha256()
 
     def feed(value, key=""):

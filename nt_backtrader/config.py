@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
+from .training.samples import MIN_VALIDATION_SAMPLES, label_reach
 
 TRADING_DAYS = 252
 # The names a config may use; the modules that implement them import these lists from here.
@@ -65,11 +66,32 @@ def _names(value) -> tuple:
 class WalkForwardConfig:
     train_bars: int = 3 * TRADING_DAYS   # first train window; rolling windows keep this length
     test_bars: int = TRADING_DAYS        # one test window; the last one may be shorter
-    val_fraction: float = 0.2            # validation tail of the train window (early stopping)
-    purge_bars: int = 5                  # gap between train and test, >= any label horizon
+    val_fraction: float = 0.2            # validation tail of the train window, in (0, 0.5): early stopping,
+                                         # the rule's choice; long enough for every network (validate)
+    purge_bars: int = 5                  # gap between train and test, >= timing.horizon; labels need no
+                                         # gap: each is cut at the train window's end (label_reach)
     window: str = "expanding"            # expanding | rolling
     warmup_bars: int = 0                 # bars fed before a test window, on which nothing trades;
                                          # the strategy's own need is used when that is larger
+
+    def __post_init__(self):
+        check_walkforward(self)
+
+    def validation_bars(self, train_window: int) -> int:
+        """The validation tail of a train window of `train_window` bars."""
+        return int(round(self.val_fraction * train_window))
+
+
+def check_walkforward(config: WalkForwardConfig) -> None:
+    """The splitter's own values; validate checks them against the networks' labels."""
+    if config.train_bars < 20 or config.test_bars < 1:
+        raise ConfigError("walkforward.train_bars must be >= 20 and walkforward.test_bars >= 1")
+    if config.purge_bars < 0 or config.warmup_bars < 0:
+        raise ConfigError("walkforward.purge_bars and walkforward.warmup_bars must be >= 0")
+    if not 0.0 < config.val_fraction < 0.5:
+        raise ConfigError(f"config key 'walkforward.val_fraction' is {config.val_fraction}: it must be above 0 and "
+                          "below 0.5, since every network is early-stopped on the validation tail and the rule "
+                          "chosen there; the default is 0.2")
 
 
 @dataclass(frozen=True)
@@ -200,7 +222,7 @@ class Config:
 
 
 def validate(config: Config) -> None:
-    """Values outside a knob's fixed set, and a purge gap shorter than the label horizon, fail here."""
+    """Values outside a knob's fixed set, and split settings no network can train with, fail here."""
     for key, allowed in CHOICES.items():
         section, name = key.split(".")
         value = getattr(getattr(config, section), name)
@@ -222,10 +244,29 @@ def validate(config: Config) -> None:
     if config.tuner.population > 8 or t.seeds > 8:  # each has 8 seeds of its own per segment (coordinator.SEED_LINES)
         raise ConfigError(f"tuner.population ({config.tuner.population}) and timing.seeds ({t.seeds}) must each be "
                           "at most 8")
-    if config.walkforward.purge_bars < config.timing.horizon:
-        raise ConfigError(f"walkforward.purge_bars ({config.walkforward.purge_bars}) must be >= timing.horizon "
-                          f"({config.timing.horizon}): the gap between train and test covers the label horizon; "
-                          "raise walkforward.purge_bars or lower timing.horizon")
+    check_splits(config)
+
+
+def check_splits(config: Config) -> None:
+    """Label horizons of a bar or more, a validation tail that holds MIN_VALIDATION_SAMPLES rows of
+    every network past its label reach in the smallest train window (train_bars, the first
+    segment's and every rolling one's), and a purge gap of at least timing.horizon."""
+    wf = config.walkforward
+    for key, horizon in (("timing.horizon", config.timing.horizon), ("risk.horizon", config.risk.horizon)):
+        if horizon < 1:
+            raise ConfigError(f"config key '{key}' is {horizon}: a label horizon is 1 bar or more")
+    network, reach = max(label_reach(config).items(), key=lambda item: item[1])
+    tail, need = wf.validation_bars(wf.train_bars), MIN_VALIDATION_SAMPLES + reach
+    if tail < need:
+        horizon = "risk.horizon" if network == "risk" else "timing.horizon"
+        raise ConfigError(f"walkforward.val_fraction ({wf.val_fraction}) of walkforward.train_bars ({wf.train_bars}) "
+                          f"is a validation tail of {tail} bars; it needs {need}: {MIN_VALIDATION_SAMPLES} validation "
+                          f"rows of the {network} net plus the {reach} bars its labels reach ahead; raise "
+                          f"walkforward.val_fraction or walkforward.train_bars, or lower {horizon}")
+    if wf.purge_bars < config.timing.horizon:
+        raise ConfigError(f"walkforward.purge_bars ({wf.purge_bars}) must be >= timing.horizon "
+                          f"({config.timing.horizon}): a test window starts a label horizon or more after its train "
+                          "window; raise walkforward.purge_bars or lower timing.horizon")
 
 
 def _did_you_mean(word: str, known: list[str]) -> str:

@@ -17,4 +17,4 @@ class ConfigError(UserError):
 
 
 class CheckpointError(UserError):
-    """A missing, truncated or tampered checkpoint or bundle."""
+    """A missing, truncated or damaged checkpoint or bundle (the digest checks integrity, not authorship)."""

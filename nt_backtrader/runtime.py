@@ -29,7 +29,11 @@ def configure(device: str = "auto", threads: int = 0) -> torch.device:
     torch.set_num_threads(threads if threads > 0 else usable_cores())
     resolved = resolve_device(device)
     if resolved.type == "cuda":
-        # Bit-identical reruns on a GPU too: cuBLAS needs a fixed workspace, cuDNN its deterministic kernels.
+        # Reruns on one GPU are bit-identical (same GPU model, driver, CUDA, cuDNN and PyTorch; same config
+        # and seed) only where every op has a deterministic CUDA kernel: cuBLAS needs a fixed workspace (set
+        # here unless given, before CUDA's first use), cuDNN its deterministic kernels. An op without one
+        # does not stop the run (warn_only): PyTorch warns, and that run's last bits may differ. Another GPU
+        # model or software version, or the CPU, gives other bits.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
         torch.use_deterministic_algorithms(True, warn_only=True)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .config import WalkForwardConfig
-from .errors import ConfigError
 
 MIN_LAST_WINDOW = 21  # a shorter remainder is folded into the previous test window
 
@@ -36,23 +35,13 @@ class Segment:
                 "n_test": self.n_test}
 
 
-def check(config: WalkForwardConfig) -> None:
-    """The sizes; the window kind is checked with the other fixed-choice knobs in config.validate."""
-    if config.train_bars < 20 or config.test_bars < 1:
-        raise ConfigError("walkforward.train_bars must be >= 20 and walkforward.test_bars >= 1")
-    if config.purge_bars < 0 or config.warmup_bars < 0:
-        raise ConfigError("walkforward.purge_bars and walkforward.warmup_bars must be >= 0")
-    if not 0.0 <= config.val_fraction < 0.5:
-        raise ConfigError(f"walkforward.val_fraction must be in [0, 0.5), got {config.val_fraction}")
-
-
 def bars_needed(config: WalkForwardConfig) -> int:
     """The fewest bars that give one full segment."""
     return config.train_bars + config.purge_bars + config.test_bars
 
 
 def split(n_bars: int, config: WalkForwardConfig) -> list[Segment]:
-    check(config)
+    """The segments of `n_bars` bars; `config`'s values were checked when it was made (config.check_walkforward)."""
     first_test = config.train_bars + config.purge_bars
     starts = list(range(first_test, n_bars, config.test_bars))
     if len(starts) > 1 and n_bars - starts[-1] < MIN_LAST_WINDOW:
@@ -67,5 +56,5 @@ def segment_at(index: int, test_start: int, test_end: int, config: WalkForwardCo
     `update` cut their segment with this too, at the bar after the last one."""
     train_end = test_start - config.purge_bars
     train_start = 0 if config.window == "expanding" else max(0, train_end - config.train_bars)
-    val_start = train_end - int(round(config.val_fraction * (train_end - train_start)))
+    val_start = train_end - config.validation_bars(train_end - train_start)
     return Segment(index, train_start, val_start, train_end, test_start, test_end)

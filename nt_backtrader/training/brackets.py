@@ -4,7 +4,7 @@ Entry at the next bar's open; stop and take-profit levels set from the decision 
 and ATR. Backtrader activates a bracket's legs when the entry fills and first checks them on
 the bar after, so the path starts there; the stop fills first when a bar touches both (it
 is checked first), a gap through a level fills at that bar's open, and a trade still open
-after `horizon` bars leaves at that bar's close. A row needs horizon + 2 bars after it.
+after `horizon` bars leaves at that bar's close. A row's outcome reads bars up to row + horizon + 1.
 """
 from __future__ import annotations
 

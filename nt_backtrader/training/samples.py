@@ -9,12 +9,36 @@ the validation tail (for fit rows) or the test window.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..features import Scaler, compute_features
 
+if TYPE_CHECKING:
+    from ..config import Config
+
 OHLCV = ("open", "high", "low", "close", "volume")
+MIN_SAMPLES = 50                            # fewest fit rows a network is trained on
+MIN_VALIDATION_SAMPLES = MIN_SAMPLES // 2   # fewest validation rows it is early-stopped on
+
+
+def label_reach(config: Config) -> dict[str, int]:
+    """Per network, how many bars after its decision row its label reads: the one measure by which
+    its rows are cut (SegmentSamples.rows) and the validation tail is sized (config.validate).
+
+    timing: the close `timing.horizon` bars ahead (direction and meta-labels) and the open-to-open
+    return two bars ahead (the Sharpe loss); sizing: a position filled at the next open and held
+    `timing.horizon` bars; risk: a bracket entered at the next open and closed at the latest by
+    the close `risk.horizon` bars after that, bar r + risk.horizon + 1, plus a bar of margin.
+    Every label is cut at the train window's end, the risk net's bracket outcomes included: a row
+    is used only if its label ends inside the data handed over, which ends there, so no label
+    reads the purge gap or the test window, whatever walkforward.purge_bars is. The rule's choice
+    and the learned limits replay the validation tail itself, close to close, the last bar's
+    return set to 0 (NeuralTrainer.fit_limits).
+    """
+    horizon = config.timing.horizon
+    return {"timing": max(horizon, 2), "sizing": horizon + 1, "risk": config.risk.horizon + 2}
 
 
 @dataclass

@@ -18,6 +18,7 @@ import torch
 from ..bundle import N_RISK_INPUTS, N_SIZING_INPUTS, Bundle, risk_inputs
 from ..decisions import AccountRecord, DecisionSpec, decide_positions, state_vector, unit_rule_returns
 from ..config import Config, to_toml
+from ..errors import DataError
 from ..features import N_FEATURES, average_true_range, windows
 from ..signals import primary_side
 from ..networks import PositionSizingNet, RiskNet, TimingNet
@@ -27,11 +28,11 @@ from .limits import choose_limits
 from .rule_choice import choose_rule, rule_options
 from .loop import FitResult, Hyper, fit
 from .meta import annual_sharpe, equal_weight
-from .samples import AssetWindow, SegmentSamples, forward_return, next_open_return, pooled_scaler, prepare
+from .samples import (MIN_SAMPLES, MIN_VALIDATION_SAMPLES, AssetWindow, SegmentSamples, forward_return,
+                      label_reach, next_open_return, pooled_scaler, prepare)
 
 SHARPE_WEIGHT = 0.1     # the Sharpe loss (about -2..2 per batch) beside cross-entropy (about 0.69)
 THREE_CLASS_BAND = 0.5  # with shorts: |forward return| under this many sigmas is 'flat'
-MIN_SAMPLES = 50
 HEAD_HYPER = Hyper(lr=3e-3, batch_size=256, dropout=0.0, weight_decay=1e-4)  # the sizer's and risk net's fits
 
 
@@ -80,14 +81,12 @@ class NeuralTrainer:
                 for name, a in assets.items()]
 
     def cost(self) -> float:
-        """Round-trip cost per unit traded, as a fraction: commission and slippage, both sides."""
+        """One side's cost per unit traded, as a fraction: commission plus slippage, each charged per
+        side; a round trip pays twice this."""
         b = self.config.backtest
         return (b.commission_bps + b.slippage_bps) / 1e4
 
     # --- timing -----------------------------------------------------------------------------
-    def timing_reach(self) -> int:
-        return max(self.config.timing.horizon, 2)
-
     def timing_labels(self, pool: list[SegmentSamples], rows: list[np.ndarray]) -> dict[str, torch.Tensor]:
         """Per row: the class label, the next open-to-open return, the side the position takes per unit
         of p(long) (meta-labeling: tsmom's side, 0 when it has none) and whether the label counts."""
@@ -121,8 +120,8 @@ class NeuralTrainer:
         warm = self.warm_timing(line)
         if warm is not None:
             net.load_state_dict(warm)
-        fit_rows, val_rows = pooled_rows(pool, self.timing_reach(), train.max_samples)
-        if count(fit_rows) < MIN_SAMPLES or count(val_rows) < MIN_SAMPLES // 2:
+        fit_rows, val_rows = pooled_rows(pool, self.config, "timing")
+        if count(fit_rows) < MIN_SAMPLES:
             return TimingFit(net.eval(), FitResult(), float("nan"))
         x_fit, fit_y = self._windows(pool, fit_rows), self.timing_labels(pool, fit_rows)
         x_val, val_y = self._windows(pool, val_rows), self.timing_labels(pool, val_rows)
@@ -291,11 +290,11 @@ class NeuralTrainer:
     def fit_sizing(self, pool: list[SegmentSamples], outputs: list[dict], rng, net: PositionSizingNet):
         cfg, train = self.config.sizing, self.config.train
         net = net.to(self.device)
-        fit_rows, val_rows = pooled_rows(pool, self.config.timing.horizon + 1, train.max_samples)
+        fit_rows, val_rows = pooled_rows(pool, self.config, "sizing")
         in_market = [out["positions"] != 0 for out in outputs]
         fit_rows = [r[m[r]] for r, m in zip(fit_rows, in_market)]
         val_rows = [r[m[r]] for r, m in zip(val_rows, in_market)]
-        if not cfg.enabled or count(fit_rows) < MIN_SAMPLES or count(val_rows) < MIN_SAMPLES // 2:
+        if not cfg.enabled or count(fit_rows) < MIN_SAMPLES or count(val_rows) < MIN_VALIDATION_SAMPLES:
             return net.cpu().eval(), {"sizing_epochs": 0, "sizing_samples": count(fit_rows),
                                       "sizing_rollbacks": 0}
         x_fit, v_fit, r_fit = self.sizing_inputs(pool, outputs, fit_rows)
@@ -334,8 +333,8 @@ class NeuralTrainer:
     def fit_risk(self, pool: list[SegmentSamples], outputs: list[dict], rng, net: RiskNet):
         cfg, train = self.config.risk, self.config.train
         net = net.to(self.device)
-        fit_rows, val_rows = pooled_rows(pool, cfg.horizon + 2, train.max_samples)
-        if not cfg.enabled or count(fit_rows) < MIN_SAMPLES or count(val_rows) < MIN_SAMPLES // 2:
+        fit_rows, val_rows = pooled_rows(pool, self.config, "risk")
+        if not cfg.enabled or count(fit_rows) < MIN_SAMPLES:
             return net.cpu().eval(), {"risk_epochs": 0, "risk_rollbacks": 0}
         x_fit, y_fit = self.risk_samples(pool, outputs, fit_rows, net)
         x_val, y_val = self.risk_samples(pool, outputs, val_rows, net)
@@ -348,10 +347,21 @@ class NeuralTrainer:
                                   "risk_val_take_atr": float(take.mean()), "risk_rollbacks": result.rollbacks}
 
 
-def pooled_rows(pool: list[SegmentSamples], reach: int, max_samples: int) -> tuple[list, list]:
-    """Per asset, (fit rows, validation rows) whose labels reach `reach` bars ahead."""
-    pairs = [samples.rows(reach, max_samples) for samples in pool]
-    return [fit_rows for fit_rows, _ in pairs], [val_rows for _, val_rows in pairs]
+def pooled_rows(pool: list[SegmentSamples], config: Config, network: str) -> tuple[list, list]:
+    """Per asset, (fit rows, validation rows) of `network`, its labels cut at the train window's end.
+
+    config.validate sizes the validation tail for every network; the features' warm-up (a first
+    train window little longer than it) or an asset without bars there can still leave it short,
+    and then an error says so rather than a net that never trained."""
+    pairs = [samples.rows(label_reach(config)[network], config.train.max_samples) for samples in pool]
+    fit_rows, val_rows = [rows for rows, _ in pairs], [rows for _, rows in pairs]
+    if count(val_rows) < MIN_VALIDATION_SAMPLES:
+        end = max(samples.arrays["dates"][-1] for samples in pool)
+        raise DataError(f"the train window ending {str(end)[:10]} leaves the {network} net {count(val_rows)} "
+                        f"validation rows, fewer than {MIN_VALIDATION_SAMPLES}: its validation tail holds too few "
+                        f"bars after the features' warm-up ({min(samples.first_row for samples in pool)} bars); "
+                        "raise walkforward.train_bars or walkforward.val_fraction")
+    return fit_rows, val_rows
 
 
 def count(rows: list[np.ndarray]) -> int:
