@@ -323,7 +323,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from .bundle import Bundle
-    from .data import load_universe, require_bars
+    from .data import load_universe, require_bars, traded
     from .plugin import NeuralStrategy
     from .report import write_report
     from .traders import classical_trader
@@ -333,11 +333,12 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     source = universe_name(config.data)
     out = output_path(args, Path("reports") / f"{source}-bundle")
     bundle = Bundle.load(args.bundle)
-    universe = load_universe(config.data)
+    # every bar up to --end: the warm-up of a backtest from --start comes from the bars before it
+    universe = traded(load_universe(config.data, start=None), config.data)
     warmup = bundle.warmup_bars
-    for name, frame in universe.items():
+    first = first_traded_bar(calendar_of(universe), config.data.start, warmup)
+    for name, frame in warmed_up(universe, first, warmup).items():
         require_bars(frame, warmup + 21, f"a backtest of {name} with this bundle (its warm-up plus a month)")
-    first = calendar_of(universe)[warmup]
     trained = bundle.meta
     overlap = set(universe) & set(trained.get("assets", [trained.get("source")]))
     if overlap and first <= pd.Timestamp(trained.get("train_end", "1900-01-01")):
@@ -345,11 +346,12 @@ def cmd_backtest(args: argparse.Namespace) -> int:
               f"training data ({trained['train_start']} .. {trained['train_end']}): those returns are in-sample",
               file=sys.stderr)
     params = {"bundle": bundle, "cash_buffer": config.backtest.cash_buffer, "allow_timeframe": args.allow_timeframe}
-    result = backtest_from(universe, first, config, "neural-bundle", NeuralStrategy, params)
+    result = backtest_from(universe, first, warmup, config, "neural-bundle", NeuralStrategy, params)
     baselines = {}
     for name in CLASSICAL_STRATEGIES:
         trader = classical_trader(name, config)
-        baselines[name] = backtest_from(universe, first, config, name, trader.strategy, trader.params)
+        baselines[name] = backtest_from(universe, first, trader.warmup_bars, config, name, trader.strategy,
+                                        trader.params)
     write_report(result, universe, config, out, source, baselines=baselines,
                  extra={"bundle": str(args.bundle), "bundle_meta": trained})
     print_comparison({result.strategy: result.summary()} | {n: b.summary() for n, b in baselines.items()}, out)
@@ -375,14 +377,33 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def backtest_from(universe, first, config: Config, name: str, strategy: type, params: dict):
-    """One run over `universe` trading from `first` on, as a WalkForwardResult so it reports like a walk-forward."""
+def first_traded_bar(calendar, start: str | None, warmup: int):
+    """The first bar on or after `start` (no start: the first bar) with `warmup` bars of the calendar before
+    it; where the data has too few bars before `start`, a note says when trading starts instead."""
+    from .data import slice_dates
+
+    at = len(calendar) - len(slice_dates(calendar.to_series(), start, None, source="the data"))
+    first = calendar[min(max(at, warmup), len(calendar) - 1)]  # too few bars: require_bars says so
+    if start and at < warmup < len(calendar):
+        print(f"nt-backtrader: note: trading starts on {first.date()}, not at --start {start}: the bundle's "
+              f"warm-up needs {warmup} bars and the data has {at} before it", file=sys.stderr)
+    return first
+
+
+def warmed_up(universe: dict, first, warmup: int) -> dict:
+    """Each asset's bars from `first` on, after up to `warmup` of its own bars before it."""
+    return {name: frame.iloc[max(frame.index.searchsorted(first) - warmup, 0):] for name, frame in universe.items()}
+
+
+def backtest_from(universe, first, warmup: int, config: Config, name: str, strategy: type, params: dict):
+    """One run trading from `first` on, after up to `warmup` bars of each asset (its indicators' need), as a
+    WalkForwardResult so it reports like a walk-forward."""
     from .plugin import run_backtest
     from .walkforward import WalkForwardResult
 
     costs = config.backtest
-    run = run_backtest(universe, strategy, params, cash=costs.cash, commission_bps=costs.commission_bps,
-                       slippage_bps=costs.slippage_bps, trade_from=first.date())
+    run = run_backtest(warmed_up(universe, first, warmup), strategy, params, cash=costs.cash,
+                       commission_bps=costs.commission_bps, slippage_bps=costs.slippage_bps, trade_from=first.date())
     return WalkForwardResult(run.returns, run.equity, run.fills, run.orders, run.trades, history=[], strategy=name,
                              weights=run.weights, contributions=run.contributions)
 

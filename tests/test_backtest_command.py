@@ -1,0 +1,85 @@
+"""`nt-backtrader backtest`: it trades the assets `--trade` names, and from `--start` on, its warm-up
+taken from the bars before `--start` (a note says when trading starts where the data has too few)."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import TINY
+from nt_backtrader.bundle import Bundle
+from nt_backtrader.cli import main
+from nt_backtrader.config import Config, override, to_toml
+from nt_backtrader.data import load_ohlcv
+
+STRATEGIES = ["neural-bundle", "buy_hold", "sma_cross", "tsmom"]
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    """A tiny bundle trained on sp500 and nasdaq, 1999-2004."""
+    folder = tmp_path_factory.mktemp("bundle")
+    config = folder / "tiny.toml"
+    config.write_text(to_toml(override(Config(), **TINY)))
+    path = folder / "model.pt"
+    assert main(["train", "--dataset", "sp500,nasdaq", "--end", "2004-12-31", "--config", str(config),
+                 "--out", str(path)]) == 0
+    return path
+
+
+def backtest(bundle, out, capsys, *options):
+    code = main(["backtest", "--bundle", str(bundle), "--dataset", "sp500,nasdaq", "--out", str(out), "--quiet",
+                 *options])
+    stderr = capsys.readouterr().err
+    assert code == 0, stderr
+    return stderr
+
+
+def first_dates(out) -> dict[str, str]:
+    """Each strategy's first traded date: the neural one's from returns.csv, the baselines' from baselines.csv."""
+    returns = pd.read_csv(out / "returns.csv", index_col=0, parse_dates=True)
+    baselines = pd.read_csv(out / "baselines.csv", index_col=0, parse_dates=True)
+    firsts = {"neural-bundle": returns.index[0]} | {name: baselines[name].first_valid_index()
+                                                    for name in STRATEGIES[1:]}
+    return {name: str(date.date()) for name, date in firsts.items()}
+
+
+def test_trade_names_the_only_assets_traded(bundle, tmp_path, capsys):
+    assert Bundle.load(bundle).meta["assets"] == ["sp500", "nasdaq"]  # learned from both
+    out = tmp_path / "report"
+    backtest(bundle, out, capsys, "--trade", "sp500", "--start", "2005-01-01", "--end", "2006-06-30")
+    assert list(pd.read_csv(out / "positions.csv", index_col=0).columns) == ["sp500"]
+    assert list(pd.read_csv(out / "assets.csv")["asset"]) == ["sp500"]
+    trades = pd.read_csv(out / "trades.csv")
+    assert len(trades) > 0 and set(trades["asset"]) == {"sp500"}
+    # buy_hold of sp500 alone: its return is sp500's over the same dates, less the costs of one entry
+    sp500 = load_ohlcv(dataset="sp500").loc["2005-01-01":"2006-06-30", "close"]
+    buy_hold = (1 + pd.read_csv(out / "baselines.csv", index_col=0)["buy_hold"]).prod() - 1
+    assert buy_hold == pytest.approx(sp500.iloc[-1] / sp500.iloc[0] - 1, abs=0.01)
+
+
+def test_start_is_the_first_traded_bar_when_the_data_has_warm_up_bars_before_it(bundle, tmp_path, capsys):
+    out = tmp_path / "report"
+    stderr = backtest(bundle, out, capsys, "--start", "2006-01-01", "--end", "2007-03-31")
+    assert "note:" not in stderr and "in-sample" not in stderr
+    # 2006-01-03: the first session of 2006, for every strategy of the report
+    assert first_dates(out) == dict.fromkeys(STRATEGIES, "2006-01-03")
+    assert json.loads((out / "metrics.json").read_text())["start"] == "2006-01-03"
+    orders = pd.read_csv(out / "trades.csv", parse_dates=["entry_date"])
+    assert orders["entry_date"].min() >= pd.Timestamp("2006-01-03")
+
+
+def test_a_start_without_warm_up_bars_before_it_says_when_trading_starts(bundle, tmp_path, capsys):
+    warmup = Bundle.load(bundle).warmup_bars
+    calendar = load_ohlcv(dataset="sp500").index
+    before = int((calendar < "1999-02-01").sum())  # 19 sessions of January 1999
+    starts = str(calendar[warmup].date())
+    out = tmp_path / "report"
+    stderr = backtest(bundle, out, capsys, "--start", "1999-02-01", "--end", "2000-12-31")
+    notes = [line for line in stderr.splitlines() if "note:" in line]
+    assert notes == [f"nt-backtrader: note: trading starts on {starts}, not at --start 1999-02-01: the bundle's "
+                     f"warm-up needs {warmup} bars and the data has {before} before it"]
+    assert first_dates(out) == dict.fromkeys(STRATEGIES, starts)
+    # the in-sample warning names the real first traded date
+    assert f"sp500 from {starts} overlaps the bundle's training data" in stderr
