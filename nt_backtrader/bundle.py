@@ -8,6 +8,7 @@ tensors, numbers and strings only, written atomically and checked by SHA-256 on 
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -258,7 +259,7 @@ def scaler_from(payload: dict) -> Scaler:
     return Scaler(payload["mean"].double().numpy(), payload["std"].double().numpy(), float(payload["clip"]))
 
 
-_LOADED: dict = {}
+BUNDLE_CACHE_SIZE = 16  # bundle files kept loaded: a process going through many (an optimisation) holds 16
 
 
 def bundle_for(bundle, asset: str) -> Bundle:
@@ -273,13 +274,17 @@ def bundle_for(bundle, asset: str) -> Bundle:
 
 
 def get_bundle(bundle) -> Bundle:
-    """A Bundle as given, or loaded (once per file version) from a path."""
+    """A Bundle as given, or loaded from a path (once per file version while it is among the last
+    BUNDLE_CACHE_SIZE used)."""
     if isinstance(bundle, Bundle):
         return bundle
     if bundle is None:
         raise CheckpointError("no bundle given: pass bundle='model.pt' (written by `nt-backtrader train`)")
     path = Path(bundle).resolve()
-    key = (str(path), path.stat().st_mtime_ns if path.exists() else None)
-    if key not in _LOADED:
-        _LOADED[key] = Bundle.load(path)
-    return _LOADED[key]
+    return _load_version(str(path), path.stat().st_mtime_ns if path.exists() else None)
+
+
+@functools.lru_cache(maxsize=BUNDLE_CACHE_SIZE)
+def _load_version(path: str, mtime_ns: int | None) -> Bundle:
+    """The bundle at `path`; mtime_ns is part of the key only, so that a rewritten file is loaded anew."""
+    return Bundle.load(path)

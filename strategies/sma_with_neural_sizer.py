@@ -43,7 +43,7 @@ def main(argv=None):
     else:
         cerebro.adddata(bt.feeds.PandasData(dataname=load_ohlcv(start=args.start), openinterest=None))
     cerebro.addsizer(NeuralSizer, bundle=args.bundle)                                # nt_backtrader
-    cerebro.addstrategy(with_risk_brackets(SmaCrossover), risk_bundle=args.bundle)    # nt_backtrader
+    cerebro.addstrategy(with_risk_brackets(SmaCrossover), bundle=args.bundle)         # nt_backtrader
     cerebro.addanalyzer(bt.analyzers.TimeReturn, _name="returns")
     cerebro.broker.setcash(100_000)
     cerebro.broker.setcommission(commission=0.0001)

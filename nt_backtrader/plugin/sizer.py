@@ -8,12 +8,15 @@ the bar's features (of the order's own feed), the account's drawdown, gross expo
 recent PnL, and the timing net's confidence; the bundle's portfolio scale makes the whole
 book, not each feed alone, meet the volatility target. Limits then apply: the largest weight
 per feed, the gross exposure of the book, and a drawdown brake. `retint=True` rounds sizes
-down to whole shares, as backtrader's sizers do. The account's history comes from the strategy's own record where it keeps one
+down to whole shares, as backtrader's sizers do. Until a feed has the bundle's warm-up of bars
+(the history its features need) its orders get size 0, which backtrader sends as no order; a
+warning says so once per feed. The account's history comes from the strategy's own record where it keeps one
 (NeuralStrategy), else from backtrader's Broker observer (on by default), else from what
 the sizer has seen at its own calls.
 """
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import backtrader as bt
@@ -46,6 +49,7 @@ class NeuralSizer(bt.Sizer):
     def __init__(self):
         self.own_record = AccountRecord()
         self._bundles = {}       # feed -> its bundle, resolved at its first order
+        self._warned = set()      # feeds told that they are still in the warm-up
         self.log = []             # one SizingRecord per opening order
         self._signal = None
 
@@ -77,15 +81,16 @@ class NeuralSizer(bt.Sizer):
             self._bundles[data] = bundle_for(self.p.bundle, asset_name(data))
             check_feed(self._bundles[data], data, self.p.allow_timeframe)
         bundle = self._bundles[data]
+        if len(data) < bundle.warmup_bars:
+            self.warn_warming_up(data, bundle.warmup_bars)
+            return 0
         signal = self._signal_for(data, bundle)
         if signal is not None:
             scaled, confidence, vol = signal.current("scaled"), signal.current("confidence"), signal.current("vol")
         else:
             outputs = predict_current(bundle, data)
-            if outputs is None:
-                return 0  # not enough history for the features yet
             scaled, confidence, vol = outputs.scaled[-1], outputs.confidence[-1], outputs.vol[-1]
-        if not (vol == vol and confidence == confidence):  # NaN: not enough history yet
+        if not (vol == vol and confidence == confidence):  # NaN: a price missing from the feed's history
             return 0
         value = self.broker.getvalue()
         gross = self.gross_exposure(value)
@@ -97,6 +102,16 @@ class NeuralSizer(bt.Sizer):
                                      sizing.twin, sizing.confidence, float(vol)))
         size = fraction * value * (1.0 - self.p.cash_buffer) / data.close[0]
         return int(size) if self.p.retint else float(size)
+
+    def warn_warming_up(self, data, warmup: int) -> None:
+        """Once per feed: its orders get no size until the bundle's features have their history."""
+        if data in self._warned:
+            return
+        self._warned.add(data)
+        name = asset_name(data)
+        warnings.warn(f"NeuralSizer: {name} has {len(data)} bars, fewer than the bundle's warm-up of {warmup}: "
+                      f"it needs {warmup - len(data)} more bars before its orders get a size (until then 0: "
+                      "no order); start the feed earlier to trade from its first bars")
 
     def gross_exposure(self, value: float) -> float:
         """Sum of |position value| over every feed, per unit of equity, counting the entries already
