@@ -21,8 +21,11 @@ from .training.samples import MIN_VALIDATION_SAMPLES, label_reach
 TRADING_DAYS = 252
 # The names a config may use; the modules that implement them import these lists from here.
 DATASETS = ("sp500", "nasdaq")                        # embedded in the arch package
-CLASSICAL_STRATEGIES = ("buy_hold", "sma_cross", "tsmom")
-STRATEGIES = ("neural",) + CLASSICAL_STRATEGIES
+CLASSICAL_STRATEGIES = ("buy_hold", "sma_cross", "tsmom")   # every run is compared with these
+# The deep-momentum literature's volatility-scaled baselines (momentum.py): runnable by name, not yet
+# in every run's comparison (adding them there would change each run's report)
+VOL_SCALED_STRATEGIES = ("long_only", "tsmom_ls", "macd")
+STRATEGIES = ("neural",) + CLASSICAL_STRATEGIES + VOL_SCALED_STRATEGIES
 CLASSICAL_MEMBERS = ("tsmom", "sma")                  # classical timing signals the ensemble may hold
 # String knobs with a fixed set of values.
 CHOICES = {"data.dataset": DATASETS, "strategy.name": STRATEGIES, "meta.classical_members": CLASSICAL_MEMBERS,
@@ -104,10 +107,10 @@ class BacktestConfig:
 
 @dataclass(frozen=True)
 class StrategyConfig:
-    name: str = "neural"                 # neural | buy_hold | sma_cross | tsmom
+    name: str = "neural"                 # neural | buy_hold | sma_cross | tsmom | long_only | tsmom_ls | macd
     sma_fast: int = 1                    # 1 = the price itself: the 200-day timing rule
     sma_slow: int = 200
-    allow_short: bool = False            # sma_cross / tsmom may go short when the signal says so
+    allow_short: bool = False            # the classical strategies may go short when the signal says so
     tsmom_lookback: int = TRADING_DAYS   # 12-month momentum
     vol_target: float = 0.15             # annualised volatility target of tsmom
     vol_window: int = 60                 # bars of the realised-volatility estimate

@@ -39,6 +39,15 @@ def annual_volatility(returns: pd.Series, periods: int = PERIODS) -> float:
     return float(np.asarray(returns, dtype=float).std(ddof=1) * math.sqrt(periods))
 
 
+def rescaled_to_vol(returns: pd.Series, target_vol: float, periods: int = PERIODS) -> pd.Series:
+    """The daily returns x target_vol / their realized annual volatility: every strategy at the same
+    risk, ex post (the scale uses the whole sample, so it is a way to compare, not a tradable rule).
+    Sharpe is unchanged; return and drawdown become comparable. A series with no volatility stays as it is.
+    """
+    vol = annual_volatility(returns, periods)
+    return returns * (target_vol / vol) if vol > 0 else returns.copy()
+
+
 def psr(returns: pd.Series, sr_benchmark: float = 0.0) -> float:
     """Probabilistic Sharpe ratio (Bailey and Lopez de Prado 2012): P(true SR > sr_benchmark).
 

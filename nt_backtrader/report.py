@@ -22,6 +22,7 @@ import pandas as pd
 from . import metrics
 from .config import Config, to_toml
 from .data import as_universe
+from .momentum import VOL_TARGET
 
 TEARSHEET = "tearsheet.html"
 WEIGHTS_FIGURE = "weights.png"
@@ -75,8 +76,16 @@ def report_metrics(result, universe, config: Config, source: str, extra: dict | 
             **(extra or {})}
 
 
+def at_vol_target(returns: pd.Series, vol_target: float) -> dict:
+    """CAGR and max drawdown of the returns rescaled to `vol_target` realized volatility, ex post
+    (metrics.rescaled_to_vol): Sharpe is the same at any scale, these two are not."""
+    rescaled = metrics.rescaled_to_vol(returns, vol_target)
+    return {"cagr_at_vol_target": metrics.cagr(rescaled), "max_drawdown_at_vol_target": metrics.max_drawdown(rescaled)}
+
+
 def comparison_frame(comparison: dict[str, dict]) -> pd.DataFrame:
-    columns = ["sharpe", "cagr", "max_drawdown", "volatility", "psr", "turnover", "n_trades", "start", "end"]
+    columns = ["sharpe", "cagr", "max_drawdown", "volatility", "psr", "turnover", "n_trades", "start", "end",
+               "cagr_at_vol_target", "max_drawdown_at_vol_target"]
     table = pd.DataFrame(comparison).T[columns]
     table.index.name = "strategy"
     return table
@@ -115,14 +124,19 @@ def html_table(title: str, headers: list[str], rows: list[list[str]]) -> str:
     return f"<h3>{title}</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def summary_html(comparison: dict[str, dict] | None, figures: list[str], per_asset: pd.DataFrame | None = None) -> str:
-    """The block put at the top of the tear-sheet: strategies side by side, each asset's part, then our figures."""
+def summary_html(comparison: dict[str, dict] | None, figures: list[str], per_asset: pd.DataFrame | None = None,
+                 vol_target: float = VOL_TARGET) -> str:
+    """The block put at the top of the tear-sheet: strategies side by side (also each rescaled, ex post, to
+    `vol_target` realized volatility), each asset's part, then our figures."""
     parts = ['<div id="nt_backtrader_summary">']
     if comparison:
+        at = f"@{vol_target:.0%} vol"
         parts.append(html_table("Out of sample, same dates, same costs",
-                                ["strategy", "Sharpe", "CAGR", "max drawdown", "turnover / yr", "trades"],
+                                ["strategy", "Sharpe", "CAGR", "max drawdown", "turnover / yr", "trades",
+                                 f"CAGR {at}", f"max drawdown {at}"],
                                 [[name, f"{s['sharpe']:.2f}", f"{s['cagr']:.1%}", f"{s['max_drawdown']:.1%}",
-                                  f"{s['turnover']:.1f}x", s["n_trades"]] for name, s in comparison.items()]))
+                                  f"{s['turnover']:.1f}x", s["n_trades"], f"{s['cagr_at_vol_target']:.1%}",
+                                  f"{s['max_drawdown_at_vol_target']:.1%}"] for name, s in comparison.items()]))
     if per_asset is not None:
         parts.append(html_table("Per asset: contribution to the portfolio",
                                 ["asset", "summed daily return", "Sharpe of its part", "trades", "mean |weight|"],
@@ -148,9 +162,11 @@ def write_report(result, universe, config: Config, out_dir: str | Path, source: 
 
     `extra` adds keys to metrics.json; `figures` maps PNG file names to callables that draw
     them; `baselines` maps strategy names to their results (WalkForwardResult) on the same dates.
+    The comparison also shows each one's CAGR and drawdown at strategy.vol_target realized volatility.
     """
-    comparison = {result.strategy: result.summary()} | {n: b.summary() for n, b in baselines.items()} if baselines \
-        else None
+    vol_target = config.strategy.vol_target
+    comparison = {name: r.summary() | at_vol_target(r.returns, vol_target)
+                  for name, r in ({result.strategy: result} | baselines).items()} if baselines else None
     out = Path(out_dir)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
@@ -179,7 +195,7 @@ def write_report(result, universe, config: Config, out_dir: str | Path, source: 
             write_tearsheet(result.returns, bench, stage / TEARSHEET,
                             f"nt_backtrader {result.strategy} on {source} (walk-forward, out of sample)")
             per_asset = result.per_asset() if not result.weights.empty else None
-            inject_summary(stage / TEARSHEET, summary_html(comparison, list(figures or {}), per_asset))
+            inject_summary(stage / TEARSHEET, summary_html(comparison, list(figures or {}), per_asset, vol_target))
         for item in sorted(stage.iterdir()):
             os.replace(item, out / item.name)
         done = True

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import metrics, timeframe
-from .config import CLASSICAL_STRATEGIES, STRATEGIES, Config
+from . import metrics, momentum, timeframe
+from .config import CLASSICAL_STRATEGIES, STRATEGIES, VOL_SCALED_STRATEGIES, Config
 from .diagnostics import neural_segment_metrics
 from .errors import ConfigError
 from .plugin import BuyHold, NeuralStrategy, SmaCross, Tsmom
+from .plugin.classical import VolScaled
 from .runtime import configure
 from .signals import CLASSICAL_LOOKBACK
 from .splits import Segment
@@ -58,6 +59,15 @@ def classical_trader(name: str, config: Config) -> ClassicalTrader:
         params = {"lookback": s.tsmom_lookback, "vol_target": s.vol_target, "vol_window": s.vol_window,
                   "max_leverage": s.max_leverage, "allow_short": s.allow_short}
         return ClassicalTrader(name, Tsmom, common | params, max(s.tsmom_lookback, s.vol_window) + 2)
+    if name in VOL_SCALED_STRATEGIES:
+        # long_only, tsmom_ls (Moskowitz, Ooi and Pedersen's long/short rule), macd (Baz et al.): positions in
+        # [-1, 1] x vol_target / the EWMA ex-ante volatility of span vol_window; long or flat unless allow_short,
+        # as the neural side
+        kind = {"long_only": "long_only", "tsmom_ls": "tsmom", "macd": "macd"}[name]
+        params = {"kind": kind, "lookback": s.tsmom_lookback, "vol_target": s.vol_target, "vol_span": s.vol_window,
+                  "max_leverage": s.max_leverage, "allow_short": s.allow_short}
+        return ClassicalTrader(name, VolScaled, common | params,
+                               momentum.ready_bars(kind, s.tsmom_lookback, s.vol_window) + 1)
     raise unknown_strategy(name)
 
 
@@ -174,7 +184,7 @@ def entries_of(result, window: pd.DataFrame, log: list, asset: str) -> np.ndarra
 
 def make_trader(config: Config, name: str | None = None, source: str = ""):
     name = name or config.strategy.name
-    if name in CLASSICAL_STRATEGIES:
+    if name in CLASSICAL_STRATEGIES + VOL_SCALED_STRATEGIES:
         return classical_trader(name, config)
     if name == "neural":
         return NeuralTrader(config, source)

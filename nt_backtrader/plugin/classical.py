@@ -4,7 +4,10 @@ from __future__ import annotations
 import math
 
 import backtrader as bt
+import numpy as np
 
+from .. import momentum
+from ..errors import ConfigError
 from .base import TargetStrategy
 
 
@@ -87,3 +90,67 @@ class Tsmom(TargetStrategy):
         if momentum > 0:
             return size
         return -size if self.p.allow_short else 0.0
+
+
+class VolScaledPosition(bt.Indicator):
+    """A classical position of momentum.py times its volatility scale: one asset's weight before the
+    asset weight, per bar, from the feed's closes.
+
+    With runonce (backtrader's default) `once` computes the bars it is given from the closes up to
+    them in one numpy pass; each value still uses its own bar and the ones before only (momentum.py's
+    functions are causal). Bar by bar, `next` computes the current value from the trailing closes it
+    needs: the same value, since none depends on where the closes start.
+    """
+
+    lines = ("weight",)
+    params = (("kind", "tsmom"), ("lookback", momentum.TSMOM_LOOKBACK), ("vol_target", momentum.VOL_TARGET),
+              ("vol_span", momentum.VOL_SPAN), ("max_leverage", momentum.MAX_LEVERAGE))
+
+    def __init__(self):
+        if self.p.kind not in momentum.CLASSICAL_POSITIONS:
+            raise ConfigError(f"VolScaled kind '{self.p.kind}' is unknown: choose one of "
+                              f"{', '.join(momentum.CLASSICAL_POSITIONS)}")
+        self.bars = momentum.ready_bars(self.p.kind, self.p.lookback, self.p.vol_span)
+        self.addminperiod(self.bars)
+
+    def weights(self, close: np.ndarray) -> np.ndarray:
+        """(n,) position x vol scale of each close's bar."""
+        kind = self.p.kind
+        position = momentum.tsmom(close, self.p.lookback) if kind == "tsmom" else \
+            momentum.CLASSICAL_POSITIONS[kind](close)
+        return position * momentum.vol_scale(close, self.p.vol_target, self.p.vol_span, self.p.max_leverage)
+
+    def once(self, start, end):
+        values = self.weights(np.asarray(self.data.close.array[:end], dtype=float))
+        line = self.lines.weight.array
+        line[start:end] = type(line)(line.typecode, values[start:end])
+
+    def next(self):
+        self.lines.weight[0] = self.weights(np.asarray(self.data.close.get(size=self.bars), dtype=float))[-1]
+
+
+class VolScaled(TargetStrategy):
+    """The literature's volatility-scaled baselines: each feed's target = position x vol_target /
+    its ex-ante volatility (capped at max_leverage), the position one of momentum.CLASSICAL_POSITIONS:
+    long_only, tsmom (Moskowitz, Ooi and Pedersen 2012), macd (Baz et al. 2015).
+
+    With several feeds each target is scaled by 1 / the number of feeds (the tsmom portfolio: an
+    equal risk budget per asset). allow_short=False clips the positions at 0 (long or flat).
+
+        cerebro.addstrategy(VolScaled, kind="macd")
+    """
+
+    params = (("kind", "tsmom"), ("lookback", momentum.TSMOM_LOOKBACK), ("vol_target", momentum.VOL_TARGET),
+              ("vol_span", momentum.VOL_SPAN), ("max_leverage", momentum.MAX_LEVERAGE), ("allow_short", True))
+
+    def __init__(self):
+        super().__init__()
+        self.scaled = {d: VolScaledPosition(d, kind=self.p.kind, lookback=self.p.lookback,
+                                            vol_target=self.p.vol_target, vol_span=self.p.vol_span,
+                                            max_leverage=self.p.max_leverage) for d in self.datas}
+
+    def target(self, data):
+        weight = self.scaled[data][0]
+        if weight != weight:  # NaN while warming up
+            return None
+        return weight if self.p.allow_short else max(0.0, weight)
