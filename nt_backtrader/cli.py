@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from .config import CHOICES, CLASSICAL_STRATEGIES, DATASETS, Config, load_config, override
-from .data import universe_name
+from .costs import asset_costs
+from .data import asset_names, universe_name
 from .errors import ConfigError, UserError
 from .job import print_comparison
 
@@ -54,11 +55,15 @@ def dataset_list(text: str) -> list[str]:
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data", "Default: the embedded S&P 500, 1999-2018. Several assets make a "
-                                      "universe: give files (--csv, --csv-dir), tickers or datasets, not a mix.")
+                                      "universe: give files (--csv, --csv-dir), tickers or datasets, not a mix. "
+                                      "--dataset panel: 28 markets (equity, bond and commodity ETFs, currencies, "
+                                      "gold, US stocks), 1993-2018; its NOTICE in nt_backtrader/datasets/panel/ "
+                                      "names the sources, licences and each asset's class.")
     source = group.add_mutually_exclusive_group()
     source.add_argument("--dataset", type=dataset_list, action="extend", metavar="NAMES",
-                        help=f"embedded daily OHLCV from the arch package: {', '.join(DATASETS)}, or both "
-                        "separated by a comma")
+                        help=f"embedded daily OHLCV: {', '.join(DATASETS)} (sp500 and nasdaq from the arch package; "
+                        "panel: 28 assets named by ticker, ending at 2018-03-01 unless --end is given), several "
+                        "separated by commas")
     source.add_argument("--csv", action="append", metavar="PATH", help="a CSV file, one asset named after the file; "
                         "repeat for more. Yahoo's format (Date,Open,High,Low,Close,Adj Close,Volume) or any "
                         "columns named with --columns")
@@ -70,8 +75,8 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--columns", metavar="MAP", help="column mapping for the CSV files, "
                        "e.g. date=Datum,close=Schluss")
     group.add_argument("--trade", type=name_list, metavar="NAMES", help="trade only these assets of the universe "
-                       "(comma-separated); the networks still learn from every asset, e.g. --dataset sp500,nasdaq "
-                       "--trade sp500")
+                       "(comma-separated, case aside); the networks still learn from every asset, e.g. --dataset "
+                       "sp500,nasdaq --trade sp500, or --dataset panel --trade SPY,TLT")
     group.add_argument("--start", metavar="YYYY-MM-DD", help="first date used")
     group.add_argument("--end", metavar="YYYY-MM-DD", help="last date used")
 
@@ -244,7 +249,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         value = getattr(args, option, None)
         if value is not None:
             changes[key] = value
-    return override(config, **changes)
+    config = override(config, **changes)
+    if config.backtest.costs:  # a misspelt asset or class fails now, not after the first segment's training
+        asset_costs(config, asset_names(config.data))
+    return config
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -403,7 +411,8 @@ def backtest_from(universe, first, warmup: int, config: Config, name: str, strat
 
     costs = config.backtest
     run = run_backtest(warmed_up(universe, first, warmup), strategy, params, cash=costs.cash,
-                       commission_bps=costs.commission_bps, slippage_bps=costs.slippage_bps, trade_from=first.date())
+                       commission_bps=costs.commission_bps, slippage_bps=costs.slippage_bps, trade_from=first.date(),
+                       costs=asset_costs(config, asset_names(config.data)))
     return WalkForwardResult(run.returns, run.equity, run.fills, run.orders, run.trades, history=[], strategy=name,
                              weights=run.weights, contributions=run.contributions)
 

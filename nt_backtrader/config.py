@@ -20,7 +20,8 @@ from .training.samples import MIN_VALIDATION_SAMPLES, label_reach
 
 TRADING_DAYS = 252
 # The names a config may use; the modules that implement them import these lists from here.
-DATASETS = ("sp500", "nasdaq")                        # embedded in the arch package
+DATASETS = ("sp500", "nasdaq", "panel")               # sp500, nasdaq: arch's files; panel: 28 markets shipped
+                                                      # in nt_backtrader/datasets/panel (see its NOTICE)
 CLASSICAL_STRATEGIES = ("buy_hold", "sma_cross", "tsmom")   # every run is compared with these
 # The deep-momentum literature's volatility-scaled baselines (momentum.py): runnable by name, not yet
 # in every run's comparison (adding them there would change each run's report)
@@ -37,12 +38,13 @@ CHOICES = {"data.dataset": DATASETS, "strategy.name": STRATEGIES, "meta.classica
 @dataclass(frozen=True)
 class DataConfig:
     """The universe: every file if any are named, else every ticker, else every embedded dataset."""
-    dataset: tuple[str, ...] = ("sp500",)   # embedded arch data: sp500 | nasdaq
+    dataset: tuple[str, ...] = ("sp500",)   # embedded data: sp500 | nasdaq | panel (28 assets named by ticker,
+                                            # ending at 2018-03-01 unless `end` is given)
     csv: tuple[str, ...] = ()               # CSV files, one asset each, instead of the embedded data
     csv_dir: str | None = None              # every *.csv in this folder too, sorted by name
     tickers: tuple[str, ...] = ()           # yfinance symbols instead (cached under cache_dir)
-    trade: tuple[str, ...] = ()             # the assets traded (and compared with the baselines); the
-                                            # others are trained on only. Empty: every asset is traded
+    trade: tuple[str, ...] = ()             # the assets traded (and compared with the baselines), case
+                                            # aside; the others are trained on only. Empty: all are traded
     columns: dict[str, str] = field(default_factory=dict)  # our name -> the CSVs' column name
     start: str | None = None                # first date kept, YYYY-MM-DD
     end: str | None = None                  # last date kept, YYYY-MM-DD
@@ -103,6 +105,10 @@ class BacktestConfig:
     commission_bps: float = 1.0          # per side, on traded value
     slippage_bps: float = 1.0            # per side, fills moved against us
     cash_buffer: float = 0.01            # equity kept back so an all-in order survives a gap up
+    # Costs of some assets: asset name or asset class -> [commission_bps, slippage_bps], per side, e.g.
+    # costs = { currency = [0.5, 0.5], UNG = [2, 5] }. An asset's own entry wins over its class's; assets
+    # named by neither pay commission_bps and slippage_bps. Classes: the panel's (datasets/panel/classes.csv).
+    costs: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -236,6 +242,12 @@ def validate(config: Config) -> None:
     if config.sizing.max_fraction > config.sizing.max_gross:
         raise ConfigError(f"sizing.max_fraction ({config.sizing.max_fraction}) is above sizing.max_gross "
                           f"({config.sizing.max_gross}): one asset could never reach it; raise sizing.max_gross too")
+    for name, pair in config.backtest.costs.items():
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in pair)):
+            shown = list(pair) if isinstance(pair, (list, tuple)) else pair
+            raise ConfigError(f"config key 'backtest.costs.{name}' is {shown!r}: give two costs in basis points "
+                              "per side, [commission_bps, slippage_bps], each 0 or more")
     t = config.timing
     for key, values, low, high in (("bands", t.bands, 0.0, 0.5), ("min_holds", t.min_holds, 1, None),
                                    ("cooldowns", t.cooldowns, 0, None), ("bracket_widths", t.bracket_widths, 0.1, None),
@@ -310,9 +322,10 @@ def _coerce(value, typ, where: str):
         except ConfigError:
             raise ConfigError(f"config key '{where}' must be a list of {kind}, got {value!r}") from None
     if origin is dict:
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise ConfigError(f"config key '{where}' must be a table of strings")
-        return dict(value)
+        item = typing.get_args(typ)[1]
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{where}' must be a table, e.g. {where.split('.')[-1]} = {{ ... }}")
+        return {key: _coerce(v, item, f"{where}.{key}") for key, v in value.items()}
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if typ is bool and not isinstance(value, bool) or typ is not bool and isinstance(value, bool):

@@ -1,14 +1,16 @@
 """load_universe / load_ohlcv: embedded data, CSV files or cached yfinance downloads -> validated DataFrames.
 
 Each asset's frame is indexed by date (strictly increasing, no duplicates) with float columns
-open, high, low, close, volume. Where the source has an adjusted close, open/high/low/close
-are scaled by adj_close / close so that splits and dividends are not fake gaps.
-Every problem raises DataError naming the asset's file, dataset or ticker, the row and what to do;
-the one repair, a bar's range widened to its open and close, is a warning, once per asset.
+open, high, low, close, volume, on its own calendar (nothing is forward-filled). Where the source
+has an adjusted close, open/high/low/close are scaled by adj_close / close so that splits and
+dividends are not fake gaps. Every problem raises DataError naming the asset's file, dataset or
+ticker, the row and what to do; what is repaired (a bar's range widened to its open and close) or
+read as absent (a volume of 0 on every bar) is a warning, once per asset.
 """
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
 import importlib
 import importlib.util
@@ -25,9 +27,10 @@ import numpy as np
 import pandas as pd
 
 from .config import DATASETS, DataConfig
+from .datasets import PANEL, PANEL_END, panel_classes, panel_file
 from .errors import DataError
 
-EMBEDDED = {name: f"arch.data.{name}" for name in DATASETS}
+EMBEDDED = {name: f"arch.data.{name}" for name in DATASETS if name != PANEL}  # the panel ships in .datasets
 PRICES = ["open", "high", "low", "close"]
 COLUMNS = PRICES + ["volume"]
 # Spellings of column names seen in Yahoo, stooq and broker exports, lower-cased.
@@ -36,8 +39,8 @@ ALIASES = {"adj close": "adj_close", "adjclose": "adj_close", "adj_close": "adj_
 
 
 class Asset(NamedTuple):
-    name: str                          # the universe's key: dataset name, CSV file stem, upper-case ticker
-    source: str                        # how messages name it: "dataset sp500", the file path, "ticker SPY"
+    name: str                          # the universe's key: dataset name, panel or upper-case ticker, CSV file stem
+    source: str                        # how messages name it: "dataset sp500", "panel/SPY.csv.gz", the file path
     load: Callable[[], pd.DataFrame]   # the validated, adjusted, unsliced frame
 
 
@@ -49,7 +52,8 @@ def load_universe(config: DataConfig | None = None, refresh: bool = False, **ove
     `refresh`: tickers are downloaded again, not read from the cache.
     """
     cfg = data_config(config, **overrides)
-    return {asset.name: slice_dates(asset.load(), cfg.start, cfg.end, source=asset.source)
+    end = data_end(cfg)
+    return {asset.name: slice_dates(asset.load(), cfg.start, end, source=asset.source)
             for asset in assets(cfg, refresh)}
 
 
@@ -69,7 +73,23 @@ def load_ohlcv(config: DataConfig | None = None, **overrides) -> pd.DataFrame:
     if others:
         raise DataError(f"the data names {len(others) + 1} assets ({universe_name(cfg)}) where one is expected; "
                         "give one source, or load them all with load_universe")
-    return slice_dates(asset.load(), cfg.start, cfg.end, source=asset.source)
+    return slice_dates(asset.load(), cfg.start, data_end(cfg), source=asset.source)
+
+
+def data_end(cfg: DataConfig) -> str | None:
+    """data.end, or for the panel without one PANEL_END (said once): after it some series have ended,
+    and the six that run to 2021 would make a book of their own."""
+    if cfg.end or PANEL not in source_datasets(cfg):
+        return cfg.end
+    warnings.warn(f"dataset panel: the data ends at {PANEL_END}, the earliest last bar of its 28 series (GDX's; "
+                  "16 more end by 2018-04), so every asset trades to the end; give --end 2021-03-31 for the years "
+                  "when a few run on")
+    return PANEL_END
+
+
+def source_datasets(cfg: DataConfig) -> tuple[str, ...]:
+    """The embedded datasets the universe is made of: none where files or tickers are given (they win)."""
+    return () if cfg.csv or cfg.csv_dir or cfg.tickers else cfg.dataset
 
 
 def data_config(config: DataConfig | None = None, **overrides) -> DataConfig:
@@ -88,9 +108,10 @@ def assets(cfg: DataConfig, refresh: bool = False) -> list[Asset]:
         found = [Asset(symbol.upper(), f"ticker {symbol.upper()}",
                        functools.partial(load_ticker, symbol, cfg.cache_dir, refresh)) for symbol in cfg.tickers]
     elif cfg.dataset:
-        found = [Asset(name, f"dataset {name}", functools.partial(load_embedded, name)) for name in cfg.dataset]
+        found = [asset for name in cfg.dataset for asset in dataset_assets(name)]
     else:
-        raise DataError("no data source: give --dataset sp500|nasdaq, --csv FILE, --csv-dir DIR or --tickers SYMBOLS")
+        raise DataError("no data source: give --dataset sp500|nasdaq|panel, --csv FILE, --csv-dir DIR or "
+                        "--tickers SYMBOLS")
     # spy.csv and SPY.csv are one series (and one file on case-insensitive disks): never two assets
     seen: dict[str, Asset] = {}
     for asset in found:
@@ -101,17 +122,36 @@ def assets(cfg: DataConfig, refresh: bool = False) -> list[Asset]:
             raise DataError(f"{clash} ({other.source} and {asset.source}): "
                             "rename one of the files, or list each dataset and ticker once")
         seen[asset.name.casefold()] = asset
-    names = [asset.name for asset in found]
-    unknown = [name for name in cfg.trade if name not in names]
-    if unknown:
-        raise DataError(f"data.trade names '{unknown[0]}', which is not in the universe ({', '.join(names)}): "
-                        "trade assets the data loads, or leave data.trade empty to trade them all")
+    traded_names(cfg, [asset.name for asset in found])
     return found
 
 
+def dataset_assets(name: str) -> list[Asset]:
+    """An embedded dataset's assets: the panel's 28 tickers (classes.csv's order), else the one named `name`."""
+    if name == PANEL:
+        return [Asset(ticker, f"panel/{ticker}.csv.gz", functools.partial(load_panel, ticker))
+                for ticker in panel_classes()]
+    return [Asset(name, f"dataset {name}", functools.partial(load_embedded, name))]
+
+
+def traded_names(cfg: DataConfig, names: list[str]) -> list[str]:
+    """data.trade spelt as the universe `names` spell it (case does not count), in data.trade's order;
+    a name the universe lacks is a DataError."""
+    spelt = {name.casefold(): name for name in names}
+    unknown = [name for name in cfg.trade if name.casefold() not in spelt]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0].casefold(), list(spelt), n=1)
+        hint = f"did you mean '{spelt[close[0]]}'? " if close else ""
+        raise DataError(f"data.trade names '{unknown[0]}', which is not in the universe ({', '.join(names)}): "
+                        f"{hint}trade assets the data loads, or leave data.trade empty to trade them all")
+    return [spelt[name.casefold()] for name in cfg.trade]
+
+
 def traded(universe: dict, cfg: DataConfig) -> dict:
-    """The assets of `universe` that are traded: data.trade's, else all (the others are trained on only)."""
-    return {name: frame for name, frame in universe.items() if not cfg.trade or name in cfg.trade}
+    """The assets of `universe` that are traded: data.trade's (case does not count), else all (the others
+    are trained on only)."""
+    wanted = {name.casefold() for name in cfg.trade}
+    return {name: frame for name, frame in universe.items() if not wanted or name.casefold() in wanted}
 
 
 def csv_files(folder: str | Path) -> list[Path]:
@@ -131,17 +171,28 @@ def asset_names(cfg: DataConfig) -> list[str]:
 
 
 def universe_name(cfg: DataConfig) -> str:
-    """Short name of the universe for run folders and report titles: 'sp500', 'sp500+nasdaq', 'AAPL+9more'."""
+    """Short name of the universe for run folders and report titles: 'sp500', 'sp500+nasdaq', 'panel',
+    'AAPL+9more', 'SPY+TLT@panel' (SPY and TLT traded, the panel learned)."""
     names = asset_names(cfg)
-    name = "+".join(names) if len(names) <= 3 else f"{names[0]}+{len(names) - 1}more"
-    return f"{'+'.join(cfg.trade)}@{name}" if cfg.trade else name  # 'sp500@sp500+nasdaq': sp500 traded, both learned
+    if PANEL in source_datasets(cfg):
+        name = "+".join(cfg.dataset)  # the datasets, not the panel's 28 tickers
+    else:
+        name = "+".join(names) if len(names) <= 3 else f"{names[0]}+{len(names) - 1}more"
+    return f"{'+'.join(traded_names(cfg, names))}@{name}" if cfg.trade else name
 
 
 def load_embedded(name: str) -> pd.DataFrame:
     if name not in EMBEDDED:
-        raise DataError(f"unknown dataset '{name}': choose one of {', '.join(EMBEDDED)}, or give --csv FILE")
+        raise DataError(f"unknown dataset '{name}': choose one of {', '.join(DATASETS)}, or give --csv FILE")
     raw = read_arch_file(name)
     return validate(raw.reset_index(), source=f"dataset {name}", first_line=None)
+
+
+def load_panel(ticker: str) -> pd.DataFrame:
+    """One panel asset from the package's own gzip CSV (Date,Open,High,Low,Close,AdjClose,Volume)."""
+    with panel_file(ticker).open("rb") as handle:
+        raw = pd.read_csv(handle, compression="gzip", dtype=str, keep_default_na=False)
+    return validate(raw, source=f"panel/{ticker}.csv.gz", first_line=2)
 
 
 def read_arch_file(name: str) -> pd.DataFrame:
@@ -298,7 +349,8 @@ def validate(raw: pd.DataFrame, source: str, first_line: int | None) -> pd.DataF
                         "Give a mapping, e.g. --columns date=Datum,close=Schluss")
     if frame.empty:
         raise DataError(f"{source}: a header and no rows; add the asset's bars, or leave it out of the data")
-    if "volume" not in frame.columns:
+    has_volume = "volume" in frame.columns
+    if not has_volume:
         frame["volume"] = 0.0  # price-only files are fine; volume features then read zero
 
     dates = parse_dates(frame["date"], source, first_line)
@@ -347,6 +399,9 @@ def validate(raw: pd.DataFrame, source: str, first_line: int | None) -> pd.DataF
                         f"low {values['low'].iloc[i]}; fix or remove the row")
 
     out = pd.DataFrame({c: values[c].to_numpy() for c in COLUMNS}, index=pd.DatetimeIndex(dates, name="date"))
+    if not (out["volume"] > 0).any():  # FX and spot gold: no exchange volume
+        warnings.warn(f"{source}: no volume ({'0 on every bar' if has_volume else 'no volume column'}); "
+                      "the volume features read 0")
     widen_to_open_and_close(out, source)
     if numeric:
         ratio = values["adj_close"].to_numpy() / values["close"].to_numpy()

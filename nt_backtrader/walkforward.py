@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from . import metrics, run_state
 from .config import CLASSICAL_STRATEGIES, Config, override
+from .costs import asset_costs
 from .data import as_universe, require_bars, traded
 from .errors import CheckpointError, DataError
 from .plugin import run_backtest
@@ -162,7 +163,8 @@ def trade_window(trader, universe: dict, config: Config, seg: Segment, calendar:
                           seg.test_start)
     costs = config.backtest
     result = run_backtest(windows, trader.strategy, params, cash=costs.cash, commission_bps=costs.commission_bps,
-                          slippage_bps=costs.slippage_bps, trade_from=test_start.date(), carry=carry)
+                          slippage_bps=costs.slippage_bps, trade_from=test_start.date(), carry=carry,
+                          costs=asset_costs(config, universe))
     return result, windows
 
 

@@ -179,7 +179,7 @@ def test_a_command_line_source_replaces_the_config_files(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--dataset", "nasdq"], "argument --dataset: unknown dataset 'nasdq': did you mean 'nasdaq'? "
                              "choose from sp500, nasdaq"),
-    (["--dataset", "sp500,ftse"], "unknown dataset 'ftse': choose from sp500, nasdaq, or give --csv FILE"),
+    (["--dataset", "sp500,ftse"], "unknown dataset 'ftse': choose from sp500, nasdaq, panel, or give --csv FILE"),
     (["--tickers", " , "], "argument --tickers/--ticker: expected one or more names"),
     (["--tickers", "SPY", "--csv", "a.csv"], "not allowed with argument"),
     (["--ticker", "SPY", "--dataset", "sp500"], "not allowed with argument"),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import backtrader as bt
@@ -9,7 +10,8 @@ import pandas as pd
 
 from ..data import as_universe
 from .analyzer import PnLFeedback
-from .feeds import configure_broker, frame_feed
+from .broker import cost_broker
+from .feeds import frame_feed
 
 @dataclass
 class BacktestResult:
@@ -26,16 +28,18 @@ class BacktestResult:
 
 def run_backtest(frames, strategy: type[bt.Strategy], params: dict | None = None, *,
                  cash: float = 100_000.0, commission_bps: float = 1.0, slippage_bps: float = 1.0,
-                 trade_from: dt.date | None = None, carry: dict | None = None, runonce: bool = True) -> BacktestResult:
+                 trade_from: dt.date | None = None, carry: dict | None = None, runonce: bool = True,
+                 costs: Mapping[str, tuple[float, float]] | None = None) -> BacktestResult:
     """Run `strategy` over one feed per asset of `frames` (a DataFrame or a name -> DataFrame mapping);
-    bars before `trade_from` are warm-up; `carry` resumes a run.
+    bars before `trade_from` are warm-up; `carry` resumes a run. `costs`: asset name -> (commission_bps,
+    slippage_bps) per side (costs.asset_costs); assets it does not name pay commission_bps and slippage_bps.
 
     runonce=False makes backtrader (and NeuralSignal) work bar by bar instead of in batches.
     """
     cerebro = bt.Cerebro(stdstats=False, runonce=runonce)
     for name, frame in as_universe(frames).items():
         cerebro.adddata(frame_feed(frame, name))
-    configure_broker(cerebro.broker, carry["cash"] if carry else cash, commission_bps, slippage_bps)
+    cerebro.setbroker(cost_broker(carry["cash"] if carry else cash, commission_bps, slippage_bps, costs))
     cerebro.addstrategy(strategy, trade_from=trade_from, carry=carry, **(params or {}))
     openings = {name: (carry["date"], held["size"], held["price"])
                 for name, held in (carry or {}).get("assets", {}).items() if held["size"]}
