@@ -1,4 +1,4 @@
-"""Losses and rewards of the networks: direction, differentiable Sharpe, sizing utility, bracket Sharpe."""
+"""Losses and rewards of the networks: direction, Sharpe (plain and net of costs), sizing utility, bracket Sharpe."""
 from __future__ import annotations
 
 import math
@@ -29,6 +29,25 @@ def sharpe_loss(logits: torch.Tensor, next_returns: torch.Tensor, turnover_cost:
     position = p_long - p_short if side is None or logits.shape[-1] == 3 else side * p_long  # (B,)
     turnover = torch.abs(torch.diff(position, prepend=position[:1]))
     return -sharpe(position * next_returns - turnover_cost * turnover)
+
+
+def net_sharpe_loss(position: torch.Tensor, next_returns: torch.Tensor, vol_scale: torch.Tensor,
+                    cost: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Minus the annualised Sharpe, pooled over every step where `mask` is True in every sequence,
+    of the volatility-scaled position's next-day return net of costs (the deep-momentum loss):
+
+        w = position x vol_scale,   net_t = w_t x r_{t+1} - cost x |w_t - w_{t-1}|
+
+    position, next_returns, vol_scale, mask: (B, L); cost: (B,) per-side fraction of the traded
+    value, as the backtest charges commission and slippage. The change is taken inside each
+    sequence, across its context steps (mask False) too, which are real bars; the first step of a
+    sequence has no previous weight in the batch, so it pays no change. Every step must be
+    finite, context steps included.
+    """
+    weight = position * vol_scale                                                   # (B, L)
+    change = torch.abs(torch.diff(weight, dim=1, prepend=weight[:, :1]))           # (B, L), 0 at step 0
+    net = weight * next_returns - cost[:, None] * change                            # (B, L)
+    return -sharpe(net[mask])
 
 
 def sizing_loss(fraction: torch.Tensor, confidence: torch.Tensor, multiplier: torch.Tensor,
