@@ -32,7 +32,8 @@ CLASSICAL_MEMBERS = ("tsmom", "sma")                  # classical timing signals
 CHOICES = {"data.dataset": DATASETS, "strategy.name": STRATEGIES, "meta.classical_members": CLASSICAL_MEMBERS,
            "walkforward.window": ("expanding", "rolling"), "timing.loss": ("direction", "sharpe", "both"),
            "train.device": ("auto", "cpu", "cuda"), "tuner.mode": ("network", "fixed", "random", "optuna"),
-           "risk.limits": ("learned", "fixed"), "timing.mode": ("direction", "meta_label")}
+           "risk.limits": ("learned", "fixed"), "timing.mode": ("direction", "meta_label", "position"),
+           "timing.risk_mode": ("atr", "none")}
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,16 @@ class StrategyConfig:
 @dataclass(frozen=True)
 class TimingConfig:
     mode: str = "direction"              # direction: the net predicts the side; meta_label: the net decides
-                                         # whether to take the trade of the classical tsmom signal
+                                         # whether to take the trade of the classical tsmom signal; position:
+                                         # the deep-momentum core, a vol-scaled position in [-1, 1] every bar
+                                         # (long-only unless strategy.allow_short; its vol target, span, cap and
+                                         # rebalance band are strategy.*'s, as its baselines'; limits sizing.*)
+    length: int = 63                     # position mode: bars the position net reads (its sequence length)
+    embed: int = 0                       # position mode: size of a learned vector per asset (0: none)
+    cooldown: int = 5                    # position mode: bars after a stop or take-profit fill before that
+                                         # side of that feed is held again
+    risk_mode: str = "atr"               # position mode: atr (brackets at risk.fixed_stop_atr and
+                                         # fixed_take_atr) | none; the risk net's come in a later step
     window: int = 32                     # bars the timing net reads, ending at the decision bar
     hidden: int = 32
     heads: int = 4
@@ -251,7 +261,8 @@ def validate(config: Config) -> None:
     t = config.timing
     for key, values, low, high in (("bands", t.bands, 0.0, 0.5), ("min_holds", t.min_holds, 1, None),
                                    ("cooldowns", t.cooldowns, 0, None), ("bracket_widths", t.bracket_widths, 0.1, None),
-                                   ("seeds", (t.seeds,), 1, None)):
+                                   ("seeds", (t.seeds,), 1, None), ("length", (t.length,), 2, None),
+                                   ("embed", (t.embed,), 0, None), ("cooldown", (t.cooldown,), 0, None)):
         bad = [v for v in values if v < low or (high is not None and v >= high)]
         if bad:
             limit = f"in [{low}, {high})" if high is not None else f">= {low}"

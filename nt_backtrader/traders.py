@@ -20,6 +20,7 @@ from .diagnostics import neural_segment_metrics
 from .errors import ConfigError
 from .plugin import BuyHold, NeuralStrategy, SmaCross, Tsmom
 from .plugin.classical import VolScaled
+from .position_trader import PositionTrader
 from .runtime import configure
 from .signals import CLASSICAL_LOOKBACK
 from .splits import Segment
@@ -187,5 +188,5 @@ def make_trader(config: Config, name: str | None = None, source: str = ""):
     if name in CLASSICAL_STRATEGIES + VOL_SCALED_STRATEGIES:
         return classical_trader(name, config)
     if name == "neural":
-        return NeuralTrader(config, source)
+        return PositionTrader(config, source) if config.timing.mode == "position" else NeuralTrader(config, source)
     raise unknown_strategy(name)

@@ -1,0 +1,184 @@
+"""PositionBundle: the deep-momentum core's trained segment, as one file: what a feed's target weight is.
+
+A feed's target weight (position value / equity), decided on each bar's close from bars <= t:
+
+    blend of the members' positions (the meta-learner's weights over MEMBERS: the top-M position
+    ensemble and the classical tsmom and macd positions of momentum.py), in [-1, 1]
+    x vol_scale (sigma_target / ex-ante sigma_t, capped at max_leverage)
+    x the sizing multiplier (1.0: the sizing net of the core comes in a later step of #18)
+    x book_scale (1 / the number of traded assets: the tsmom portfolio, averaged over the assets)
+
+clipped to +-max_weight (at 0 from below when long-only). Its brackets (stop and take-profit
+distances in ATRs) are the fixed ones of the spec, or none. The file holds plain tensors, numbers
+and strings only, written atomically and checked by SHA-256 on load (checkpoint.py).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import momentum
+from .checkpoint import FORMAT_VERSION, atomic_torch_save, check_payload, digest, load_payload
+from .errors import CheckpointError, ConfigError
+from .features import average_true_range
+from .networks.position import PositionEnsemble, PositionNet
+from .timeframe import DAILY
+from .training.position_trainer import positions
+
+KIND = "nt_backtrader.position_bundle"
+MEMBERS = ("neural", "tsmom", "macd")   # the meta-learner weighs these, in this order
+RISK_MODES = ("atr", "none")            # "net" (the risk net's brackets) comes in a later step of #18
+
+
+@dataclass(frozen=True)
+class PositionSpec:
+    """How a bundle's positions become target weights and orders: plain numbers and strings."""
+
+    length: int = 63                       # L: bars the position net reads, ending at the decision bar
+    vol_target: float = momentum.VOL_TARGET  # annualised volatility each position is scaled to
+    vol_span: int = momentum.VOL_SPAN      # span of the ex-ante volatility's EWMA
+    max_leverage: float = momentum.MAX_LEVERAGE  # cap of vol_scale
+    max_weight: float = 1.0                # |weight| of one asset
+    max_gross: float = 1.0                 # sum of |weights| of the book (the strategy scales the book down)
+    buffer: float = 0.0                    # re-trade a feed only when |target - current weight| > buffer
+    long_only: bool = False
+    cooldown: int = 0                      # bars after a stop or take-profit fill before that side may be held
+    risk: str = "atr"                      # atr: fixed brackets of fixed_stop_atr / fixed_take_atr; none
+    fixed_stop_atr: float = 2.0
+    fixed_take_atr: float = 3.0
+    tsmom_lookback: int = momentum.TSMOM_LOOKBACK  # the tsmom member's lookback (strategy.tsmom_lookback)
+
+    def __post_init__(self):
+        if self.risk == "net":
+            raise ConfigError("brackets from the risk net are not yet available for timing.mode 'position' "
+                              "(a later step of issue #18): set timing.risk_mode to 'atr' or 'none'")
+        if self.risk not in RISK_MODES:
+            raise ConfigError(f"position risk mode '{self.risk}' is unknown: choose one of {', '.join(RISK_MODES)}")
+        if self.length < 2:
+            raise ConfigError(f"timing.length is {self.length}: the position net reads 2 bars or more")
+
+    @property
+    def warmup_bars(self) -> int:
+        """Bars a feed needs before its first finite target: a full window of the net's inputs, and
+        the classical members' and the volatility's own histories."""
+        return max(momentum.INPUT_BARS + self.length - 1,
+                   momentum.ready_bars("tsmom", self.tsmom_lookback, self.vol_span),
+                   momentum.ready_bars("macd", span=self.vol_span))
+
+
+def net_args(net: PositionNet) -> dict:
+    """The keywords that rebuild an empty PositionNet of this shape (dropout aside: it is off in a bundle)."""
+    embedding = net.embedding
+    return {"n_inputs": net.lstm.input_size - (embedding.embedding_dim if embedding is not None else 0),
+            "hidden": net.lstm.hidden_size, "heads": net.block.attention.num_heads,
+            "n_assets": embedding.num_embeddings if embedding is not None else 0,
+            "embed": embedding.embedding_dim if embedding is not None else 0, "long_only": net.long_only}
+
+
+@dataclass
+class PositionBundle:
+    spec: PositionSpec
+    net: PositionEnsemble                  # the top-M position nets, averaged
+    weights: tuple[float, ...] = (1 / 3, 1 / 3, 1 / 3)  # the meta-learner's weights of MEMBERS, summing to 1
+    book_scale: float = 1.0                # 1 / the number of traded assets
+    multiplier: float = 1.0                # the sizing net's multiplier: 1 until it is trained (a later step)
+    timeframe: tuple[str, int] = DAILY
+    meta: dict = field(default_factory=dict)  # provenance: source, assets, train window, segment
+    assets: tuple[str, ...] = ()           # pool order: an asset's index is its id for a net with an embedding
+
+    def __post_init__(self):
+        self.net.eval()
+
+    @property
+    def warmup_bars(self) -> int:
+        return self.spec.warmup_bars
+
+    def asset_id(self, asset: str | None) -> int | None:
+        """The asset's index for a net with an asset embedding; None for one without."""
+        if self.net.nets[0].embedding is None:
+            return None
+        if asset not in self.assets:
+            raise ConfigError(f"this bundle's net tells assets apart and was trained on {', '.join(self.assets)}; "
+                              f"feed '{asset}' is none of them: name the feed after one, or train on it")
+        return self.assets.index(asset)
+
+    def member_positions(self, close, asset: str | None = None, rows: np.ndarray | None = None) -> np.ndarray:
+        """(len(MEMBERS), len(rows)) each member's position in [-1, 1] ([0, 1] long-only) decided on each
+        row's close (default: every bar), from bars <= row only; NaN before a member's warm-up."""
+        close = np.asarray(close, dtype=float)
+        rows = np.arange(len(close)) if rows is None else np.asarray(rows, dtype=int)
+        neural = positions(self.net, momentum.inputs(close), rows, self.spec.length, self.asset_id(asset))
+        classical = np.stack([momentum.tsmom(close, self.spec.tsmom_lookback), momentum.macd(close)])[:, rows]
+        if self.spec.long_only:  # the net's sigmoid is already in [0, 1]
+            classical = np.maximum(classical, 0.0)
+        return np.vstack([neural[None], classical])
+
+    def target_weights(self, open_, high, low, close, asset: str | None = None) -> np.ndarray:
+        """(n,) the signed target weight decided on each bar's close, from bars <= t only; NaN before
+        the warm-up (and where a member has no position)."""
+        close = np.asarray(close, dtype=float)
+        spec = self.spec
+        blended = np.asarray(self.weights) @ self.member_positions(close, asset)                   # (n,)
+        scale = momentum.vol_scale(close, spec.vol_target, spec.vol_span, spec.max_leverage)
+        weight = np.clip(blended * scale * self.multiplier * self.book_scale,
+                         0.0 if spec.long_only else -spec.max_weight, spec.max_weight)
+        weight[:spec.warmup_bars - 1] = np.nan
+        return weight
+
+    def bracket_atr(self, open_, high, low, close, asset: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(n,) each: the stop and take-profit distances, in ATRs (features.average_true_range), of a
+        position held on that bar; NaN before the warm-up, and everywhere with spec.risk 'none'."""
+        n = len(close)
+        if self.spec.risk == "none":
+            return np.full(n, np.nan), np.full(n, np.nan)
+        ready = np.isfinite(average_true_range(*(np.asarray(a, dtype=float) for a in (high, low, close))))
+        ready[:self.spec.warmup_bars - 1] = False
+        return (np.where(ready, self.spec.fixed_stop_atr, np.nan), np.where(ready, self.spec.fixed_take_atr, np.nan))
+
+    # --- persistence --------------------------------------------------------------------------
+    def to_payload(self) -> dict:
+        payload = {
+            "format_version": FORMAT_VERSION, "kind": KIND, "spec": asdict(self.spec),
+            "inputs": list(momentum.INPUTS), "args": net_args(self.net.nets[0]),
+            "members": list(MEMBERS), "weights": [float(w) for w in self.weights],
+            "book_scale": float(self.book_scale), "multiplier": float(self.multiplier),
+            "timeframe": [str(self.timeframe[0]), int(self.timeframe[1])], "meta": dict(self.meta),
+            "assets": list(self.assets),
+            "ensemble": {"val_sharpes": [float(v) for v in self.net.val_sharpes],
+                         "seeds": [int(s) for s in self.net.seeds],
+                         "states": [{k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+                                    for net in self.net.nets]},
+        }
+        payload["sha256"] = digest(payload)
+        return payload
+
+    def save(self, path: str | Path) -> Path:
+        return atomic_torch_save(self.to_payload(), path)
+
+    @classmethod
+    def from_payload(cls, payload: dict, source: str = "position bundle") -> "PositionBundle":
+        check_payload(payload, source, KIND)
+        if payload.get("inputs") != list(momentum.INPUTS) or payload.get("members") != list(MEMBERS):
+            raise CheckpointError(f"{source} was trained on other inputs or members than this nt_backtrader "
+                                  "computes; train a new one")
+        try:
+            ensemble = payload["ensemble"]
+            nets = []
+            for state in ensemble["states"]:
+                net = PositionNet(dropout=0.0, **payload["args"])
+                net.load_state_dict(state)
+                nets.append(net)
+            return cls(PositionSpec(**payload["spec"]),
+                       PositionEnsemble(nets, [float(v) for v in ensemble["val_sharpes"]], list(ensemble["seeds"])),
+                       tuple(payload["weights"]), float(payload["book_scale"]), float(payload["multiplier"]),
+                       (str(payload["timeframe"][0]), int(payload["timeframe"][1])), dict(payload["meta"]),
+                       tuple(payload["assets"]))
+        except (KeyError, TypeError, IndexError, RuntimeError) as exc:
+            raise CheckpointError(f"{source} does not hold a complete position bundle ({exc}); train a new one") \
+                from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> "PositionBundle":
+        return cls.from_payload(load_payload(path), source=str(path))
