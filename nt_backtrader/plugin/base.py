@@ -143,8 +143,7 @@ class TargetStrategy(SegmentStrategy):
             if target is None or target != target:  # no view, or indicators still warming up (NaN)
                 continue
             target *= self.weight_of(data)
-            last = self.last_target[data]
-            if last is not None and abs(target - last) <= self.p.rebalance_band * self.weight:
+            if not self.moved(data, target):
                 continue
             wanted.append((data, target, self.exposure_delta(data, target)))
         # Sales first: the broker checks each order against the cash as it is submitted, and their
@@ -161,6 +160,11 @@ class TargetStrategy(SegmentStrategy):
                 delta = min(delta, affordable)
             self.send(data, delta, target)
             cash -= delta * price
+
+    def moved(self, data, target: float) -> bool:
+        """The target is far enough from the exposure last ordered to trade (None last: always)."""
+        last = self.last_target[data]
+        return last is None or abs(target - last) > self.p.rebalance_band * self.weight
 
     def exposure_delta(self, data, target: float) -> float:
         """The size that makes this feed's position value = target x equity at this close."""
