@@ -4,15 +4,18 @@
     python strategies/neural_live.py --bundle model.pt --replay SPY.csv --live-from 2018-06-01  # a dry run
     python strategies/neural_live.py --bundle model.pt --ib SPY-STK-SMART-USD --port 7497      # untested here
 
---replay sends a CSV's bars one at a time through backtrader's live protocol (history first,
-then live bars), on backtrader's simulated broker: what the tests run. --ib and --oanda attach
-backtrader's own stores (they need `pip install IbPy2` or `oandapy` and a running TWS/Gateway
-or an Oanda account); no broker can be reached where this project is tested, so those two
-paths are written from backtrader's documentation and have never run here. A store's feed
-is asked for daily bars from two years back (its backfill covers the bundle's warm-up; a feed
-that goes live before it is complete gets a warning) and resampled to daily bars, the bars the
-bundle was trained on (a feed of other bars is refused). Run it again after a stop with the same --journal: it goes on from the journal's
-last decision and writes nothing twice.
+--replay sends a CSV's bars one at a time through backtrader's live protocol (history first, then
+live bars), on backtrader's simulated broker: what the tests run. The history is not predicted on
+(nothing is traded there): the default replay's 5,000 bars of backfill cost what a backtest of
+them does, seconds. --ib and --oanda attach backtrader's own stores (they need `pip install IbPy2`
+or `oandapy` and a running TWS/Gateway or an Oanda account); no broker can be reached where this
+project is tested, so those two paths are written from backtrader's documentation and have never
+run here. A store's feed is asked for daily bars from two years back (its backfill covers the
+bundle's warm-up; a feed that goes live before it is complete gets a warning) and resampled to
+daily bars, the bars the bundle was trained on (a feed of other bars is refused). Run it again
+after a stop or a crash with the same --journal: it goes on from the journal's last decision as if
+it had never stopped (a dry run's cash, position and bracket come back from the journal, a broker
+keeps its own) and writes nothing twice; with no new bar it writes nothing.
 """
 import argparse
 import datetime as dt
@@ -72,6 +75,8 @@ def main(argv=None):
         last = decided.iloc[-1]
         print(f"{len(decided)} live bars decided, the last {last['date'].date()}: {last['action']}, side "
               f"{last['side']:+d}, {last['fraction']:.1%} of equity; journal: {args.journal}")
+    else:
+        print(f"no new bar to decide; journal: {args.journal} (unchanged)")
     return strategy
 
 

@@ -1,11 +1,15 @@
 """The decision journal: every decision, order and fill of NeuralStrategy as CSV rows on disk.
 
-Live, a decision is worth keeping the moment it is taken: each bar's rows are appended with one
-write to a file opened for appending, then fsync'd, so a crash loses at most the bar that was
-being decided (and never leaves half a row: a single append of a few hundred bytes is not
-interleaved or split on a local file system). A restarted strategy reads its rule's state
-(wanted side, age, re-entry wait) back from the journal's last decision per asset and goes on
-from the bar after it, writing nothing twice.
+Live, a decision is worth keeping the moment it is taken: each bar's rows (the orders and fills
+notified on that bar, then its decision) are appended with one write to a file opened for
+appending, then fsync'd, so a crash loses at most the bar that was being decided. A crash may
+still cut that write anywhere: the cut row is dropped, and the rows before it stand. A restarted
+strategy reads its rule's state (wanted side, age, re-entry wait) back from the journal's last
+decision per asset, plus the stops and take-profits journaled after it (a bracket that filled on
+the bar whose decision was cut starts its re-entry wait, as it did in the run that crashed), and
+goes on from the bar after it, writing nothing twice. On backtrader's simulated broker (a dry
+run) the account is rebuilt from the journal too: cash, positions, their brackets, our orders
+still out. Each decision names the bundle (its SHA-256) that made it.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
+import backtrader as bt
 import pandas as pd
 
 from ..data import atomic_write_text
@@ -45,8 +50,11 @@ class Decision(NamedTuple):
 
 
 ORDER_FIELDS = ("order", "status", "type", "size", "price", "commission")
-COLUMNS = ("kind", *Decision._fields, *ORDER_FIELDS)
+COLUMNS = ("kind", *Decision._fields, "bundle", *ORDER_FIELDS)  # bundle: the SHA-256 of the one that decided
+FORMER_COLUMNS = ("kind", *Decision._fields, *ORDER_FIELDS)     # journals written before they named it
 STATE_FIELDS = ("wanted", "age", "blocked", "blocked_bars")
+LEGS = {"Stop": "stop", "Limit": "take"}  # NeuralStrategy's own orders are Market: these are its brackets
+DONE = ("Completed", "Canceled", "Margin", "Rejected", "Expired")  # an order that is no longer out
 
 
 def decision_table(decisions: list[Decision]) -> pd.DataFrame:
@@ -75,8 +83,9 @@ class DecisionJournal:
             with open(self.path, "r+b") as handle:
                 handle.truncate(text.rfind(b"\n") + 1)
 
-    def add_decision(self, decision: Decision) -> None:
-        self.pending.append({"kind": "decision", **decision._asdict()})
+    def add_decision(self, decision: Decision, bundle: str) -> None:
+        """`bundle`: the digest of the bundle that made the decision."""
+        self.pending.append({"kind": "decision", **decision._asdict(), "bundle": bundle})
 
     def add_event(self, kind: str, date, asset: str, **fields) -> None:
         """An order or fill notification ('order', 'fill'), or a feed's state change ('status')."""
@@ -100,34 +109,88 @@ class DecisionJournal:
         self.pending = []
 
     def read(self) -> pd.DataFrame:
+        """Every row, in the order written."""
         try:
-            table = pd.read_csv(self.path, parse_dates=["date"], dtype={"kind": str, "asset": str, "action": str})
+            table = pd.read_csv(self.path, parse_dates=["date"],  # pandas >= 3 reads floats back bit for bit
+                                dtype={c: str for c in ("kind", "asset", "action", "bundle", "status", "type")})
         except (ValueError, pd.errors.ParserError) as exc:
             raise DataError(f"{self.path} is not a decision journal ({exc}); move it away to start a new one") \
                 from None
-        if list(table.columns) != list(COLUMNS):
+        if tuple(table.columns) == FORMER_COLUMNS:
+            raise DataError(f"{self.path} was written by an older nt_backtrader (no bundle column); move it away "
+                            "to start a new journal")
+        if tuple(table.columns) != COLUMNS:
             raise DataError(f"{self.path} has other columns than a decision journal; move it away to start a new one")
         return table
 
     def restart(self) -> tuple[dict[str, dict], AccountRecord | None]:
-        """What a restarted strategy goes on from: per asset the date of its last journaled decision and the
-        rule's state after it, and the account record (peak and recent values) as the journal saw it."""
-        decisions = self.read()
-        decisions = decisions[decisions["kind"] == "decision"]
+        """What a restarted strategy goes on from: per asset the date of its last journaled decision, the
+        rule's state after it, the bundle that made it, and the brackets that filled after it ('bracket_exits':
+        (kind, direction of the position closed)); and the account record (peak and recent values) as the
+        journal saw it."""
+        table = self.read()
+        decisions = table[table["kind"] == "decision"]
         if decisions.empty:
             return {}, None
         last = decisions.groupby("asset", sort=False).tail(1)
-        if last[["date", *STATE_FIELDS]].isna().any(axis=None):
-            raise DataError(f"{self.path}: a decision row lacks its date or rule state; repair the journal or move "
-                            "it away to start a new one")
-        states = {row.asset: {"date": row.date.date(), **{k: int(getattr(row, k)) for k in STATE_FIELDS}}
-                  for row in last.itertuples()}
+        if last[["date", "bundle", *STATE_FIELDS]].isna().any(axis=None):
+            raise DataError(f"{self.path}: a decision row lacks its date, rule state or bundle; repair the journal "
+                            "or move it away to start a new one")
+        states = {}
+        for row in last.itertuples():
+            after = _rows_after(table, row)
+            legs = after[(after["kind"] == "fill") & after["type"].isin(list(LEGS))]
+            states[row.asset] = {"date": row.date.date(), **{k: int(getattr(row, k)) for k in STATE_FIELDS},
+                                 "bundle": row.bundle,
+                                 "bracket_exits": [(LEGS[leg.type], -_sign(leg.size)) for leg in legs.itertuples()]}
         values = decisions.groupby("date", sort=True)["equity"].first().dropna()
         account = AccountRecord(float(values.max()), [float(v) for v in values.iloc[-RECENT_PNL_BARS - 1:]])
         return states, account
+
+    def book(self) -> tuple[float, dict[str, dict]]:
+        """A simulated account as the journal left it: the cash (the first decision's equity, before any
+        order, less what every fill cost), and per asset what NeuralStrategy.asset_carry would carry (the
+        position, the bracket levels guarding it, our entry or exit still out) plus 'resume_on', the bar on
+        which the run that wrote it had those orders out (its last decision, or a later entry fill whose
+        bracket legs became active on the bar after it)."""
+        table = self.read()
+        decisions = table[table["kind"] == "decision"]
+        fills = table[table["kind"] == "fill"]
+        spent = float((fills["size"] * fills["price"] + fills["commission"]).sum())
+        last = decisions.groupby("asset", sort=False).tail(1)
+        return float(decisions["equity"].iloc[0]) - spent, {row.asset: _held(table, row) for row in last.itertuples()}
 
 
 def _cell(value):
     if isinstance(value, float) and math.isnan(value):
         return ""
     return value
+
+
+def _sign(value: float) -> int:
+    return int(value > 0) - int(value < 0)
+
+
+def _rows_after(table: pd.DataFrame, row) -> pd.DataFrame:
+    """The asset's rows written after its decision `row` (an itertuples row of `table`)."""
+    after = table.iloc[row.Index + 1:]
+    return after[after["asset"] == row.asset]
+
+
+def _held(table: pd.DataFrame, last) -> dict:
+    """One asset's part of book(): `last` is its last decision."""
+    rows = table[table["asset"] == last.asset]
+    fills = rows[rows["kind"] == "fill"]
+    position = bt.Position()
+    for fill in fills.itertuples():  # backtrader's own arithmetic: the size and price its broker had
+        position.update(fill.size, fill.price)
+    after = _rows_after(table, last)
+    ours_done = ((after["type"] == "Market") & after["status"].isin(DONE)).any()
+    out = last.action in ("enter", "exit", "pending") and not ours_done
+    levels = [last.stop, last.take] if last.stop == last.stop else None
+    entry = {"size": last.side * last.fraction * last.equity / last.close, "levels": levels} \
+        if out and not position.size else None
+    filled_after = fills.loc[fills.index > last.Index, "date"]
+    return {"size": position.size, "price": position.price, "levels": levels if position.size else None,
+            "entry": entry, "exit": out and bool(position.size),
+            "resume_on": (filled_after.iloc[-1] if len(filled_after) else last.date).date()}

@@ -8,13 +8,16 @@ One account, one portfolio state: the sizer reads it to size each order.
 
 Every decision is kept (`decisions`, a Decision per feed and bar: what was done and why); with
 `journal` they are also appended to a CSV as they are taken, with the orders and fills, and a
-restart goes on from the journal's last bar. With a live feed (backtrader's live protocol) the
+restart goes on from the journal's last bar as if it had never stopped (on backtrader's simulated
+broker its account too: see journal.py). With a live feed (backtrader's live protocol) the
 bars it sends before it reports LIVE are history: the indicators run on them, nothing is decided.
 """
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+
+import backtrader as bt
 
 from ..bundle import bundle_for
 from ..decisions import AccountRecord, aged, levels_from, next_position, waited
@@ -58,7 +61,9 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
         self.signal_exits = 0
         self.decisions: list[Decision] = []
         self.journal = DecisionJournal(self.p.journal) if self.p.journal else None
+        self.digests = bundle_digests(self.bundles) if self.journal is not None else {}
         self.journaled = {}  # asset -> the date of its last decision in the journal: bars up to it are done
+        self._resume = {}    # data -> what the journal's simulated account had out on it, re-sent in new_bar
         self._account_at = float("-inf")  # backtrader's time of the account's last update
         self._went_live = set()           # feeds that have had their first live bar
 
@@ -95,8 +100,12 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
         if not self.has_bar(data) or data.datetime[0] <= state.decided_at:
             return False
         state.decided_at = data.datetime[0]
+        held = self._resume.get(data)
+        if held is not None:
+            self.resume_from_journal(data, held)
         last = self.journaled.get(asset_name(data))
         if last is not None and data.datetime.date(0) <= last:
+            self._account_at = max(self._account_at, data.datetime[0])  # the journal's account record has it
             return False  # in the journal already
         if self.backfill(data):
             state.skipped += last is not None  # history after the journal: the process was down on these bars
@@ -164,7 +173,7 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
                             float(signal.p_short[0]), float(signal.current("confidence")), float(close), value)
         self.decisions.append(decision)
         if self.journal is not None:
-            self.journal.add_decision(decision)
+            self.journal.add_decision(decision, self.digests[data])
 
     def decision_table(self):
         """Every decision of the run as a DataFrame, one row per feed and bar decided."""
@@ -200,21 +209,14 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
                                    status=data._getstatusname(status))
 
     def stop(self):
-        if self.journal is not None:
+        if self.journal is not None and self.decisions:  # a run without a new bar leaves the journal as it was
             self.journal.flush()  # the orders notified after the last bar
 
     # --- walk-forward carry, restarts -----------------------------------------------------------
     def start(self):
         super().start()
-        states, account = self.journal.restart() if self.journal is not None else ({}, None)
-        if account is not None:  # a restart: the drawdown and recent PnL the sizer reads go on too
-            self.account = account
-        for data, state in self.feeds.items():
-            last = states.get(asset_name(data))
-            if last:  # the rule goes on from its last journaled decision
-                self.journaled[asset_name(data)] = last["date"]
-                state.wanted, state.age = last["wanted"], last["age"]
-                state.blocked, state.blocked_bars = last["blocked"], last["blocked_bars"]
+        if self.journal is not None:
+            self.restart_from_journal()
         carry = self.p.carry
         if carry:
             self.account = AccountRecord(carry["account"]["peak"], list(carry["account"]["recent"]))
@@ -223,6 +225,50 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
                 if held:
                     state.wanted, state.blocked, state.blocked_bars = held["wanted"], held["blocked"], held["blocked_bars"]
                     state.age = held["age"]
+
+    def restart_from_journal(self) -> None:
+        states, account = self.journal.restart()
+        if account is None:
+            return  # a new journal
+        self.account = account  # the drawdown and recent PnL the sizer reads go on too
+        for data, state in self.feeds.items():
+            last = states.get(asset_name(data))
+            if last:  # the rule goes on from its last journaled decision
+                self.journaled[asset_name(data)] = last["date"]
+                state.wanted, state.age = last["wanted"], last["age"]
+                state.blocked, state.blocked_bars = last["blocked"], last["blocked_bars"]
+                for kind, direction in last["bracket_exits"]:  # filled on a bar whose decision was cut off
+                    self.on_bracket_exit(data, kind, direction)
+        self.warn_on_another_bundle(states)
+        if isinstance(self.broker, bt.brokers.BackBroker):  # a real broker keeps its own account
+            self.restore_simulated_account()
+
+    def warn_on_another_bundle(self, states: dict) -> None:
+        """Once per pair of bundles: the journal's decisions were made by another one than this run's."""
+        pairs = {(states[asset_name(data)]["bundle"], digest) for data, digest in self.digests.items()
+                 if asset_name(data) in states and states[asset_name(data)]["bundle"] != digest}
+        for journaled, mine in sorted(pairs):
+            warnings.warn(f"{self.journal.path}: its decisions were made by bundle {journaled[:12]}, this run's is "
+                          f"{mine[:12]}; the rule goes on from their state with this run's bundle")
+
+    def restore_simulated_account(self) -> None:
+        """The dry run's account as the journal left it, as a real broker would have kept it: the cash, each
+        position and its brackets, our orders still out (re-sent on the bar they were out)."""
+        cash, book = self.journal.book()
+        self.broker.set_cash(cash)
+        self._resume = {data: book[asset_name(data)] for data in self.datas if asset_name(data) in book}
+
+    def resume_from_journal(self, data, held: dict) -> None:
+        """The journal's position goes into the simulated broker on the feed's first bar (the broker values
+        positions at their feed's close: it needs one), its orders still out on the bar they were out."""
+        if not held.get("placed"):
+            held["placed"] = True
+            position = bt.Position(held["size"], held["price"])
+            position.datetime = data.datetime.datetime(0)  # read by short-interest code
+            self.broker.positions[data] = position
+        if data.datetime.date(0) >= held["resume_on"]:
+            del self._resume[data]
+            self.resume(data, held)
 
     def carry_out(self) -> dict:
         return super().carry_out() | {"account": self.account.to_dict()}
@@ -259,3 +305,12 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
         sizer = self.getsizer()
         return {"bracket_exits": dict(self.bracket_exits), "signal_exits": self.signal_exits,
                 "sizing": list(getattr(sizer, "log", []))}
+
+
+def bundle_digests(bundles: dict) -> dict:
+    """data -> the SHA-256 of its bundle (computed once per bundle)."""
+    digests = {}
+    for bundle in bundles.values():
+        if id(bundle) not in digests:
+            digests[id(bundle)] = bundle.to_payload()["sha256"]
+    return {data: digests[id(bundle)] for data, bundle in bundles.items()}

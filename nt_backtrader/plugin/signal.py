@@ -3,12 +3,13 @@
 Features are scaled with the statistics of the asset the feed is named after, when the bundle
 was trained on it, and with the pooled statistics of its training universe otherwise.
 
-With runonce (backtrader's default) the whole feed is predicted in one batched pass in
-`once`; each bar's outputs still come from that bar and the ones before it only (the
-features and windows are causal, and the leak tests hold it). Without runonce, `next`
-predicts bar by bar from the trailing window. Only the two probabilities the strategy reads
-every bar are lines; the rest (ATR, bracket distances, volatility, confidence, features)
-is read at the bar an order is sent, from `current()`.
+With runonce (backtrader's default) the whole feed is predicted in one batched pass in `once`;
+each bar's outputs still come from that bar and the ones before it only (the features and
+windows are causal, and the leak tests hold it). Without runonce, `next` predicts bar by bar
+from the trailing window, except on a live feed's history (its backfill, sent before it reports
+LIVE), where nothing is traded: those bars cost what a backtest's do. Only the two probabilities
+the strategy reads every bar are lines; the rest (ATR, bracket distances, volatility,
+confidence, features) is read at the bar an order is sent, from `current()`.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from .. import timeframe
 from ..bundle import Bundle, Signals, get_bundle
+from .base import SegmentStrategy
 from .feeds import asset_name, feed_timeframe
 
 
@@ -61,6 +63,9 @@ class NeuralSignal(bt.Indicator):
             line.array[start:end] = type(line.array)(line.array.typecode, values[start:end])
 
     def next(self):
+        if SegmentStrategy.backfill(self.data):  # a live feed's history is never traded on: its lines stay NaN
+            self._signals = None
+            return
         self._signals = predict_current(self.bundle, self.data)
         self.lines.p_long[0], self.lines.p_short[0] = self._signals.p_long[-1], self._signals.p_short[-1]
 
