@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
+import warnings
 from pathlib import Path
 
 from .config import CHOICES, CLASSICAL_STRATEGIES, DATASETS, Config, load_config, override
@@ -430,7 +431,13 @@ def output_path(args: argparse.Namespace, default: Path, folder: bool = True) ->
     return out
 
 
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as the command line says everything: one line, no source file."""
+    return f"nt-backtrader: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.formatwarning = one_line_warning
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

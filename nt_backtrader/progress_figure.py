@@ -54,19 +54,28 @@ def draw_learning_progress(history: list[dict], path: Path, title: str = "") -> 
     ax_w.legend(loc="upper left", fontsize=8, ncol=len(members))
     ax_w.set_title("meta-learner: weights of the timing members")
 
-    ax_trust.plot(x, [r["sizing_trust"] for r in history], "o-", label="trust in the sizing net")
-    ax_trust.plot(x, [r["risk_trust"] for r in history], "s-", label="trust in the risk net")
-    ax_trust.axhline(0.5, color="grey", lw=0.8, ls=":")
-    ax_trust.set_ylim(0, 1)
-    ax_trust.legend(fontsize=8)
-    ax_trust.set_title("meta-learner: networks against their classical twins")
+    if "sizing_trust" in history[0]:
+        ax_trust.plot(x, [r["sizing_trust"] for r in history], "o-", label="trust in the sizing net")
+        ax_trust.plot(x, [r["risk_trust"] for r in history], "s-", label="trust in the risk net")
+        ax_trust.axhline(0.5, color="grey", lw=0.8, ls=":")
+        ax_trust.set_ylim(0, 1)
+        ax_trust.set_title("meta-learner: networks against their classical twins")
 
-    ax_acc.plot(x, [r["timing_val_accuracy"] for r in history], "o-", label="validation tail")
-    ax_acc.plot(x, [r["timing_accuracy"] for r in history], "s-", label="out of sample")
-    ax_acc.axhline(0.5, color="grey", lw=0.8, ls=":")
-    ax_acc.set_ylabel("directional accuracy")
+        ax_acc.plot(x, [r["timing_val_accuracy"] for r in history], "o-", label="validation tail")
+        ax_acc.plot(x, [r["timing_accuracy"] for r in history], "s-", label="out of sample")
+        ax_acc.axhline(0.5, color="grey", lw=0.8, ls=":")
+        ax_acc.set_ylabel("directional accuracy")
+        ax_acc.set_title("timing net: accuracy")
+    else:  # the deep-momentum core outputs a position: each member's Sharpe, validation tail and realized
+        for m, marker in zip(members, "os^v"):
+            ax_trust.plot(x, [r["val_sharpes"][m] for r in history], marker + "-", label=f"{m}")
+            ax_acc.plot(x, [r["member_oos_sharpes"][m] for r in history], marker + "-", label=f"{m}")
+        for ax, where in ((ax_trust, "validation tail"), (ax_acc, "out of sample")):
+            ax.axhline(0.0, color="grey", lw=0.8, ls=":")
+            ax.set_ylabel("net Sharpe")
+            ax.set_title(f"members' net Sharpe: {where}")
+    ax_trust.legend(fontsize=8)
     ax_acc.legend(fontsize=8)
-    ax_acc.set_title("timing net: accuracy")
 
     returns = np.array([r["oos_return"] for r in history])
     ax_ret.bar(x, 100 * returns, color=np.where(returns >= 0, "tab:green", "tab:red"), label="segment")

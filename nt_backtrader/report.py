@@ -57,10 +57,13 @@ def write_tearsheet(returns: pd.Series, benchmark: pd.Series, path: Path, title:
     # QuantStats asks for fonts this machine may lack and warns about tick labels: not the user's problem.
     logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
     import quantstats as qs
+    # QuantStats regresses the strategy on the benchmark, which fails on a strategy that never traded
+    # (every return 0): that one's tear-sheet is drawn without the benchmark
+    flat = not returns.std() > 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        qs.reports.html(returns.rename("Strategy"), benchmark=benchmark.rename("Buy & hold"), output=str(path),
-                        title=title, periods_per_year=metrics.PERIODS, match_dates=False)
+        qs.reports.html(returns.rename("Strategy"), benchmark=None if flat else benchmark.rename("Buy & hold"),
+                        output=str(path), title=title, periods_per_year=metrics.PERIODS, match_dates=False)
     import matplotlib.pyplot as plt
     plt.close("all")
 

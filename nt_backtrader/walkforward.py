@@ -13,7 +13,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import metrics, run_state
-from .config import CLASSICAL_STRATEGIES, Config, override
+from .config import CLASSICAL_STRATEGIES, VOL_SCALED_STRATEGIES, Config, override
 from .costs import asset_costs
 from .data import as_universe, require_bars, traded
 from .errors import CheckpointError, DataError
@@ -186,10 +186,17 @@ def concat(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     return new.reset_index(drop=True) if old.empty else pd.concat([old, new], ignore_index=True)
 
 
+def baseline_names(config: Config) -> tuple[str, ...]:
+    """The baselines a run is compared with: for the deep-momentum core the literature's four (equal-weight
+    buy-and-hold, and long-only, TSMOM and MACD each scaled to the same volatility target, long/short when
+    the core may short); for the discrete timing modes the classical three."""
+    return ("buy_hold",) + VOL_SCALED_STRATEGIES if config.timing.mode == "position" else CLASSICAL_STRATEGIES
+
+
 def compare_baselines(frame: pd.DataFrame, config: Config, skip: str = "") -> dict[str, WalkForwardResult]:
     """Classical baselines through the same walk-forward: the same test dates, the same costs."""
     return {name: walk_forward(frame, override(config, **{"strategy.name": name}), progress=False)
-            for name in CLASSICAL_STRATEGIES if name != skip}
+            for name in baseline_names(config) if name != skip}
 
 
 def segment_metrics(result) -> dict:
