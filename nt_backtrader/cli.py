@@ -348,6 +348,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     first = first_traded_bar(calendar_of(universe), config.data.start, warmup)
     for name, frame in warmed_up(universe, first, warmup).items():
         require_bars(frame, warmup + 21, f"a backtest of {name} with this bundle (its warm-up plus a month)")
+        before = int(frame.index.searchsorted(first))
+        if before < warmup:  # an asset whose data starts later than the others' trades once it has its own
+            print(f"nt-backtrader: note: {name} starts trading on {frame.index[warmup].date()}, not on "
+                  f"{first.date()}: the bundle's warm-up needs {warmup} bars and {name} has {before} before it",
+                  file=sys.stderr)
     trained = bundle.meta
     overlap = set(universe) & set(trained.get("assets", [trained.get("source")]))
     if overlap and first <= pd.Timestamp(trained.get("train_end", "1900-01-01")):

@@ -281,7 +281,10 @@ def check_splits(config: Config) -> None:
     for key, horizon in (("timing.horizon", config.timing.horizon), ("risk.horizon", config.risk.horizon)):
         if horizon < 1:
             raise ConfigError(f"config key '{key}' is {horizon}: a label horizon is 1 bar or more")
-    network, reach = max(label_reach(config).items(), key=lambda item: item[1])
+    # a switched-off sizing or risk net trains on nothing: its reach sizes nothing
+    off = {"sizing": not config.sizing.enabled, "risk": not config.risk.enabled}
+    network, reach = max(((name, bars) for name, bars in label_reach(config).items() if not off.get(name)),
+                         key=lambda item: item[1])
     tail, need = wf.validation_bars(wf.train_bars), MIN_VALIDATION_SAMPLES + reach
     if tail < need:
         horizon = "risk.horizon" if network == "risk" else "timing.horizon"
@@ -289,6 +292,8 @@ def check_splits(config: Config) -> None:
                           f"is a validation tail of {tail} bars; it needs {need}: {MIN_VALIDATION_SAMPLES} validation "
                           f"rows of the {network} net plus the {reach} bars its labels reach ahead; raise "
                           f"walkforward.val_fraction or walkforward.train_bars, or lower {horizon}")
+    # Every label is cut at the train window's end already (label_reach); the gap is kept as a second
+    # guard, so that a label that ever read past that end could still not read the test window.
     if wf.purge_bars < config.timing.horizon:
         raise ConfigError(f"walkforward.purge_bars ({wf.purge_bars}) must be >= timing.horizon "
                           f"({config.timing.horizon}): a test window starts a label horizon or more after its train "

@@ -440,11 +440,16 @@ def slice_dates(frame: pd.DataFrame, start: str | None, end: str | None, source:
     sliced = frame.loc[lo:hi]
     if sliced.empty:
         raise DataError(f"{source}: no bars between {start or 'the start'} and {end or 'the end'}; "
-                        f"the data covers {frame.index[0].date()} to {frame.index[-1].date()}")
+                        f"the data covers {span(frame)}")
     return sliced
+
+
+def span(frame: pd.DataFrame) -> str:
+    """The dates a frame covers, for a message (an empty one has none)."""
+    return f"{frame.index[0].date()} to {frame.index[-1].date()}" if len(frame) else "no dates at all"
 
 
 def require_bars(frame: pd.DataFrame, needed: int, what: str) -> None:
     if len(frame) < needed:
-        raise DataError(f"{len(frame)} bars ({frame.index[0].date()} to {frame.index[-1].date()}) are too few: "
+        raise DataError(f"{len(frame)} bars ({span(frame)}) are too few: "
                         f"{what} needs at least {needed}; use a longer date range or shorter windows")

@@ -83,3 +83,19 @@ def test_a_start_without_warm_up_bars_before_it_says_when_trading_starts(bundle,
     assert first_dates(out) == dict.fromkeys(STRATEGIES, starts)
     # the in-sample warning names the real first traded date
     assert f"sp500 from {starts} overlaps the bundle's training data" in stderr
+
+
+def test_an_asset_whose_data_starts_later_says_when_it_starts_trading(bundle, tmp_path, capsys):
+    from conftest import yahoo_csv
+    warmup = Bundle.load(bundle).warmup_bars
+    sp500, nasdaq = load_ohlcv(dataset="sp500").loc["2004":"2007"], load_ohlcv(dataset="nasdaq").loc["2006":"2007"]
+    paths = [yahoo_csv(tmp_path / "sp500.csv", sp500) and tmp_path / "sp500.csv",
+             yahoo_csv(tmp_path / "nasdaq.csv", nasdaq) and tmp_path / "nasdaq.csv"]
+    code = main(["backtest", "--bundle", str(bundle), "--csv", str(paths[0]), "--csv", str(paths[1]), "--start",
+                 "2006-02-01", "--out", str(tmp_path / "report"), "--quiet"])
+    stderr = capsys.readouterr().err
+    assert code == 0, stderr
+    before = int((nasdaq.index < "2006-02-01").sum())
+    notes = [line for line in stderr.splitlines() if "note:" in line]
+    assert notes == [f"nt-backtrader: note: nasdaq starts trading on {nasdaq.index[warmup].date()}, not on "
+                     f"2006-02-01: the bundle's warm-up needs {warmup} bars and nasdaq has {before} before it"]

@@ -12,6 +12,8 @@ import pytest
 from nt_backtrader import NeuralSizer, with_risk_brackets
 from nt_backtrader import bundle as bundle_module
 from nt_backtrader.bundle import get_bundle
+from nt_backtrader.errors import ConfigError
+from nt_backtrader.plugin import NeuralStrategy
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +153,13 @@ def test_the_bundle_cache_keeps_only_the_last_files_used(tmp_path, tiny_bundle):
     gc.collect()
     assert [ref() is not None for ref in loaded] == [False] + [True] * bound  # the first one used went
     assert get_bundle(paths[-1]) is loaded[-1]()  # the last ones are not loaded again
+
+
+def test_both_bundle_names_are_refused_before_the_first_bar_and_neural_strategy_refuses_the_old_one(prices,
+                                                                                                    wide_bundle):
+    never = {}  # a strategy that never orders still hears of both names, before any bar
+    with pytest.raises(ConfigError, match="both bundle= and risk_bundle="):
+        run(with_risk_brackets(Recorder), {"spx": prices}, warmup=wide_bundle.warmup_bars, plan=never,
+            bundle=wide_bundle, risk_bundle=wide_bundle)
+    with pytest.raises(ConfigError, match="NeuralStrategy takes its bundle as bundle="):
+        run(NeuralStrategy, {"spx": prices}, risk_bundle=wide_bundle)

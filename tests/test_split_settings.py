@@ -116,3 +116,20 @@ def test_a_validation_tail_without_rows_is_an_error_not_an_untrained_net(sp500):
     with pytest.raises(DataError, match=rf"the train window ending {str(short['dates'][-1])[:10]} leaves the timing "
                                         rf"net {180 - 5 - warm[0].first_row} validation rows, fewer than 25"):
         trainer.fit_timing(warm, Hyper(), seed=0)
+
+
+def test_a_switched_off_network_does_not_size_the_validation_tail():
+    """risk.horizon 40 needs a tail of 25 + 42 bars, which 252 x 0.2 = 50 is not; with the risk net off
+    (fixed ATR brackets) nothing learns from that horizon, so the config stands."""
+    changes = {"walkforward.train_bars": 252, "risk.horizon": 40}
+    with pytest.raises(ConfigError, match="needs 67: 25 validation rows of the risk net"):
+        override(Config(), **changes)
+    assert override(Config(), **changes, **{"risk.enabled": False}).risk.horizon == 40
+
+
+def test_an_empty_frame_is_a_one_line_error_in_every_message_that_names_its_dates():
+    empty = data.pd.DataFrame({"close": []}, index=data.pd.DatetimeIndex([]))
+    with pytest.raises(DataError, match=r"^x.csv: no bars between 2004-01-01 and the end; the data covers no dates"):
+        data.slice_dates(empty, "2004-01-01", None, "x.csv")
+    with pytest.raises(DataError, match=r"^0 bars \(no dates at all\) are too few: a run needs at least 10"):
+        data.require_bars(empty, 10, "a run")

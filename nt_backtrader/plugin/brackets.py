@@ -44,6 +44,10 @@ class RiskBrackets(bt.Strategy):
             self.bracket_exits = {"stop": 0, "take": 0}
         return self._brackets
 
+    def start(self):
+        super().start()
+        self.given_bundle()  # both names, or the old one, said before the first bar, not at the first order
+
     def given_bundle(self):
         """The bundle= parameter, or what the older risk_bundle= holds (with a warning, once)."""
         if self.p.risk_bundle is None:

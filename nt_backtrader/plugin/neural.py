@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import backtrader as bt
 
 from ..bundle import bundle_for
+from ..errors import ConfigError
 from ..decisions import AccountRecord, aged, levels_from, next_position, waited
 from .base import SegmentStrategy
 from .brackets import RiskBrackets
@@ -50,6 +51,9 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
     )
 
     def __init__(self):
+        if self.p.risk_bundle is not None:  # the brackets' older name: here it would silently be ignored
+            raise ConfigError("NeuralStrategy takes its bundle as bundle=...; risk_bundle= is an older name of the "
+                              "risk brackets' parameter")
         self.bundles = {data: bundle_for(self.p.bundle, asset_name(data)) for data in self.datas}
         allow = self.p.allow_timeframe
         self.signals = {data: NeuralSignal(data, bundle=self.bundles[data], allow_timeframe=allow)

@@ -9,6 +9,7 @@ The Coordinator decides which candidates, with which weights.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -290,11 +291,17 @@ class NeuralTrainer:
     def fit_sizing(self, pool: list[SegmentSamples], outputs: list[dict], rng, net: PositionSizingNet):
         cfg, train = self.config.sizing, self.config.train
         net = net.to(self.device)
+        if not cfg.enabled:  # the twin sizes: nothing to train, and no rows to ask of the split
+            return net.cpu().eval(), {"sizing_epochs": 0, "sizing_samples": 0, "sizing_rollbacks": 0}
         fit_rows, val_rows = pooled_rows(pool, self.config, "sizing")
         in_market = [out["positions"] != 0 for out in outputs]
         fit_rows = [r[m[r]] for r, m in zip(fit_rows, in_market)]
         val_rows = [r[m[r]] for r, m in zip(val_rows, in_market)]
-        if not cfg.enabled or count(fit_rows) < MIN_SAMPLES or count(val_rows) < MIN_VALIDATION_SAMPLES:
+        if count(fit_rows) < MIN_SAMPLES or count(val_rows) < MIN_VALIDATION_SAMPLES:
+            # the rule was in the market too rarely to learn a size from: the sizer keeps its last weights
+            warnings.warn(f"the sizing net is not trained this segment: the timing rule holds a position on "
+                          f"{count(fit_rows)} train and {count(val_rows)} validation rows (it needs {MIN_SAMPLES} "
+                          f"and {MIN_VALIDATION_SAMPLES}); the meta-learner's trust weighs it against its twin")
             return net.cpu().eval(), {"sizing_epochs": 0, "sizing_samples": count(fit_rows),
                                       "sizing_rollbacks": 0}
         x_fit, v_fit, r_fit = self.sizing_inputs(pool, outputs, fit_rows)
@@ -333,8 +340,10 @@ class NeuralTrainer:
     def fit_risk(self, pool: list[SegmentSamples], outputs: list[dict], rng, net: RiskNet):
         cfg, train = self.config.risk, self.config.train
         net = net.to(self.device)
+        if not cfg.enabled:  # fixed ATR brackets: nothing to train, and no rows to ask of the split
+            return net.cpu().eval(), {"risk_epochs": 0, "risk_rollbacks": 0}
         fit_rows, val_rows = pooled_rows(pool, self.config, "risk")
-        if not cfg.enabled or count(fit_rows) < MIN_SAMPLES:
+        if count(fit_rows) < MIN_SAMPLES:
             return net.cpu().eval(), {"risk_epochs": 0, "risk_rollbacks": 0}
         x_fit, y_fit = self.risk_samples(pool, outputs, fit_rows, net)
         x_val, y_val = self.risk_samples(pool, outputs, val_rows, net)
