@@ -2,11 +2,14 @@
 or refused with one line that names the file and what to do (issue #17, point 7)."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import socket
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pandas as pd
@@ -168,32 +171,107 @@ def write_lock(out: Path, pid: int, host: str | None = None) -> Path:
     return lock
 
 
-def test_the_sweep_lock_refuses_a_live_holder_takes_a_stale_one_and_is_released(tmp_path, capsys):
+def flocked(lock: Path) -> bool:
+    """Whether some open file description holds a flock on `lock` (a second one of ours conflicts with it)."""
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+@contextlib.contextmanager
+def live_sweep(out: Path, pid: int, host: str | None = None):
+    """A running sweep's lock: its file naming `pid`, held by a flock on a descriptor of its own."""
+    lock = write_lock(out, pid, host)
+    fd = os.open(lock, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        yield lock
+    finally:
+        os.close(fd)
+
+
+def test_the_sweep_lock_holds_a_flock_and_is_removed_with_the_folder_it_made(tmp_path, capsys):
     from nt_backtrader.sweep.runner import sweep_lock
 
     out = tmp_path / "sweep"
     with sweep_lock(out):  # an empty folder: taken, with our pid and host
-        assert json.loads((out / "sweep.lock").read_text()) == {"pid": os.getpid(), "host": socket.gethostname()}
+        lock = out / "sweep.lock"
+        assert json.loads(lock.read_text()) == {"pid": os.getpid(), "host": socket.gethostname()}
+        assert flocked(lock)  # held for the sweep's lifetime
     assert not out.exists()  # made for the lock alone: nothing is left behind
+    assert capsys.readouterr().err == ""
 
-    for holder in ({"pid": os.getppid()}, {"pid": finished_pid(), "host": "another-host"}):
-        lock = write_lock(out, **holder)
-        with pytest.raises(ConfigError) as info:
+
+def test_the_sweep_lock_refuses_a_live_holder_with_one_line_naming_its_pid(tmp_path):
+    from nt_backtrader.sweep.runner import sweep_lock
+
+    out = tmp_path / "sweep"
+    # the flock decides, not the pid: ours (reused in a restarted container) or one on another host
+    for holder in ({"pid": os.getpid()}, {"pid": finished_pid(), "host": "another-host"}):
+        with live_sweep(out, **holder) as lock:
+            with pytest.raises(ConfigError) as info:
+                with sweep_lock(out):
+                    raise AssertionError("a second sweep took a held lock")
+            message = str(info.value)
+            assert message.startswith(f"--out {out} is in use by another sweep (pid {holder['pid']} on "
+                                      f"{holder.get('host', socket.gethostname())}): ")
+            assert len(message.splitlines()) == 1
+            assert json.loads(lock.read_text())["pid"] == holder["pid"]  # the holder keeps its lock
+            assert flocked(lock)
+
+
+def test_a_lock_file_nobody_holds_is_taken_silently_and_released_on_an_exception(tmp_path, capsys):
+    from nt_backtrader.sweep.runner import sweep_lock
+
+    out = tmp_path / "sweep"
+    for error in (KeyboardInterrupt, ValueError):
+        lock = write_lock(out, finished_pid())  # a crashed sweep's: its flock went with its process
+        with pytest.raises(error):
             with sweep_lock(out):
-                pass
-        assert str(info.value).startswith(f"--out {out} is in use by another sweep (pid {holder['pid']} on "
-                                          f"{holder.get('host', socket.gethostname())})")
-        assert json.loads(lock.read_text())["pid"] == holder["pid"]  # the holder keeps its lock
+                assert json.loads(lock.read_text())["pid"] == os.getpid()
+                assert flocked(lock)
+                raise error
+        assert not lock.exists()
+    assert capsys.readouterr().err == ""
+    with sweep_lock(out):  # released: the next sweep takes it
+        pass
 
-    dead = finished_pid()
-    write_lock(out, dead)
-    with pytest.raises(KeyboardInterrupt):
-        with sweep_lock(out):
-            assert json.loads((out / "sweep.lock").read_text())["pid"] == os.getpid()
-            raise KeyboardInterrupt
+
+def test_a_lock_on_a_removed_lock_file_does_not_count(tmp_path, monkeypatch):
+    import nt_backtrader.sweep.runner as runner
+
+    out = tmp_path / "sweep"
+    with runner.sweep_lock(out):
+        lock = out / "sweep.lock"
+        late = os.open(lock, os.O_RDWR)  # a second sweep opened the file before the first removed it
+    fcntl.flock(late, fcntl.LOCK_EX | fcntl.LOCK_NB)  # it may then lock the orphan...
+    try:
+        with runner.sweep_lock(out):  # ...which keeps no one out
+            assert flocked(out / "sweep.lock")
+    finally:
+        os.close(late)
+
+    calls = []
+
+    def flock(fd, op):  # between our open and flock, the holder removes the file and another makes it anew
+        if not calls:
+            os.unlink(out / "sweep.lock")
+            write_lock(out, finished_pid())
+        calls.append(fd)
+        return fcntl.flock(fd, op)
+
+    monkeypatch.setattr(runner, "fcntl", types.SimpleNamespace(flock=flock, LOCK_EX=fcntl.LOCK_EX,
+                                                                LOCK_NB=fcntl.LOCK_NB))
+    with runner.sweep_lock(out):
+        assert len(calls) == 2  # the orphan's lock was let go and the file at the path locked instead
+        assert json.loads((out / "sweep.lock").read_text())["pid"] == os.getpid()
+        assert flocked(out / "sweep.lock")
     assert not (out / "sweep.lock").exists()
-    assert capsys.readouterr().err == (f"nt-backtrader: {out}: the sweep that held it (pid {dead}) no longer runs; "
-                                       "taking over its lock\n")
 
 
 def test_a_second_sweep_command_on_a_locked_out_exits_2_without_running(tmp_path, capsys, monkeypatch):
@@ -205,8 +283,8 @@ def test_a_second_sweep_command_on_a_locked_out_exits_2_without_running(tmp_path
     monkeypatch.setattr(runner, "run_sweep", must_not_run)
     (tmp_path / "sweep.toml").write_text("[grid]\nseed = [0, 1]\n")
     out = tmp_path / "out"
-    write_lock(out, os.getppid())
-    code = main(["sweep", str(tmp_path / "sweep.toml"), "--out", str(out), "--quiet"])
+    with live_sweep(out, os.getppid()):
+        code = main(["sweep", str(tmp_path / "sweep.toml"), "--out", str(out), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and len(err.splitlines()) == 1
     assert err.startswith(f"nt-backtrader: error: --out {out} is in use by another sweep (pid {os.getppid()} on ")

@@ -3,12 +3,13 @@
 By default it starts a local Ray inside the command (no dashboard, no set-up); with an address
 it joins a running cluster. Each unfinished cell is one task; a task whose worker or node dies
 is retried by Ray and continues from the cell's checkpoint. After every finished cell,
-sweep.csv is rewritten atomically, so a killed driver loses only the cells in flight. A lock file
-keeps a second sweep out of the folder while one runs.
+sweep.csv is rewritten atomically, so a killed driver loses only the cells in flight. A flock on
+a lock file keeps a second sweep out of the folder while one runs.
 """
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -35,42 +36,68 @@ LOCK = "sweep.lock"
 @contextlib.contextmanager
 def sweep_lock(out: Path):
     """Hold `out` for this sweep: a second sweep there would run the same cells again and take over the
-    first's live ones. The lock file (created atomically, with this pid and host) is removed on the way
-    out, also on an error or Ctrl-C, and so is `out` if the lock made it and nothing else was written (a
-    sweep refused before any work leaves nothing behind); a lock left by a process that no longer runs on
-    this host is taken over."""
+    first's live ones. The hold is an exclusive flock on `out`/sweep.lock, kept on an open descriptor for
+    the sweep's lifetime: the kernel releases it when the process dies however it dies, so a lock file a
+    crashed sweep left behind is simply taken, with no stale-lock takeover (whose check-then-remove let two
+    sweeps win at once). The file names our pid and host for the message a second sweep gets. On the way
+    out, also on an error or Ctrl-C, the file is removed while still locked, and so is `out` if the lock
+    made it and nothing else was written (a sweep refused before any work leaves nothing behind)."""
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     lock = out / LOCK
-    if not take_lock(lock):
+    fd = take_lock(lock)
+    if fd is None:
         holder = read_lock(lock)
-        if holder and holder["host"] == socket.gethostname() and not pid_runs(holder["pid"]):
-            print(f"nt-backtrader: {out}: the sweep that held it (pid {holder['pid']}) no longer runs; taking over "
-                  "its lock", file=sys.stderr)
-            lock.unlink(missing_ok=True)  # two sweeps doing this at once on one stale lock could both win
-        if not take_lock(lock):
-            holder = read_lock(lock)
-            who = f"pid {holder['pid']} on {holder['host']}" if holder else f"its lock {lock} names no process"
-            raise ConfigError(f"--out {out} is in use by another sweep ({who}): wait for it to finish or give "
-                              f"another --out; if that sweep no longer runs, delete {lock}")
+        who = f"pid {holder['pid']} on {holder['host']}" if holder else f"which has not yet named itself in {lock}"
+        raise ConfigError(f"--out {out} is in use by another sweep ({who}): wait for it to finish or give "
+                          "another --out")
     try:
         yield
     finally:
-        if (read_lock(lock) or {}).get("pid") == os.getpid():
-            lock.unlink(missing_ok=True)
+        try:
+            if same_file(fd, lock):  # unlinked while still locked: no one can lock this inode by its path again
+                lock.unlink(missing_ok=True)
+        finally:
+            os.close(fd)  # releases the flock
         if made and not any(out.iterdir()):
             out.rmdir()
 
 
-def take_lock(lock: Path) -> bool:
-    """Create `lock` with our pid and host, atomically; False when it exists."""
+def take_lock(lock: Path) -> int | None:
+    """An open descriptor holding an exclusive flock on `lock`, with our pid and host written in it; None
+    when another process holds it. A descriptor opened on a file its holder then removed may lock that
+    orphan, so the lock counts only while the path still names the inode locked; else open it again."""
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by the processes we start
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        if same_file(fd, lock):
+            break
+        os.close(fd)
     try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode(), 0)
+    except BaseException:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+        raise
+    return fd
+
+
+def same_file(fd: int, path: Path) -> bool:
+    """Whether `path` still names the file open at `fd`."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
         return False
-    with os.fdopen(fd, "w") as handle:
-        json.dump({"pid": os.getpid(), "host": socket.gethostname()}, handle)
-    return True
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
 def read_lock(lock: Path) -> dict | None:
@@ -80,19 +107,6 @@ def read_lock(lock: Path) -> dict | None:
         return {"pid": int(holder["pid"]), "host": str(holder["host"])}
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def pid_runs(pid: int) -> bool:
-    """Whether another process `pid` runs here; ours is a pid reused after a restart (a container's)."""
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)  # signal 0 only asks whether it exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, as another user's
-        pass
-    return True
 
 
 def write_table(out: Path, sweep: Sweep, records: dict[str, dict | None]) -> pd.DataFrame:
