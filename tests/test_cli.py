@@ -12,7 +12,7 @@ import pytest
 from conftest import edit_field, yahoo_csv
 from nt_backtrader.cli import main
 from nt_backtrader.data import load_ohlcv
-from nt_backtrader.metrics import sharpe
+from nt_backtrader.metrics import psr, sharpe
 
 SMALL = "[walkforward]\ntrain_bars = 252\ntest_bars = 126\n"
 
@@ -36,10 +36,21 @@ def test_run_writes_tearsheet_returns_and_metrics(tmp_path, capsys):
                                                      "config.toml", "history.json", "metrics.json", "positions.csv",
                                                      "returns.csv", "tearsheet.html", "trades.csv", "weights.png"]
     metrics = json.loads((out / "metrics.json").read_text())
-    for key in ("sharpe", "cagr", "max_drawdown", "psr", "turnover", "n_trades", "n_segments", "start", "end"):
-        assert key in metrics
     returns = pd.read_csv(out / "returns.csv", index_col="date", parse_dates=True)
     assert list(returns.columns) == ["strategy", "benchmark"]
+    # the summary is that of the daily returns written next to it
+    daily, years = returns["strategy"], len(returns) / 252
+    equity = pd.concat([pd.Series([1.0]), (1.0 + daily).cumprod()], ignore_index=True)
+    assert metrics["sharpe"] == pytest.approx(daily.mean() / daily.std() * np.sqrt(252), rel=1e-12)
+    assert metrics["cagr"] == pytest.approx(equity.iloc[-1] ** (1.0 / years) - 1.0, rel=1e-12)
+    assert metrics["max_drawdown"] == pytest.approx((equity / equity.cummax() - 1.0).min(), rel=1e-12)
+    assert metrics["psr"] == pytest.approx(psr(daily), rel=1e-12) and 0.5 < metrics["psr"] < 1.0  # a Sharpe > 0
+    trades = pd.read_csv(out / "trades.csv")
+    assert metrics["n_trades"] == len(trades) and len(trades) >= 3
+    # the book traded per year: the weights' changes, summed (a weight drifts a little with the price while held)
+    weights = pd.read_csv(out / "positions.csv", index_col="date")["sp500"]
+    assert metrics["turnover"] == pytest.approx(weights.diff().fillna(weights).abs().sum() / years, rel=1e-2)
+    assert metrics["n_days"] == len(returns) and metrics["end"] == str(returns.index[-1].date())
     n_bars = len(load_ohlcv(start="2010-01-01", end="2013-12-31"))
     assert len(returns) == n_bars - 252 - 5  # everything after the first train window and purge gap
     assert metrics["n_segments"] == -(-(n_bars - 257) // 126)
@@ -101,7 +112,16 @@ def test_neural_run_reports_next_to_the_baselines(tmp_path, capsys):
     assert "Out of sample, same dates, same costs" in page and "<td>neural</td>" in page
     history = json.loads((out / "history.json").read_text())
     assert len(history) == json.loads((out / "metrics.json").read_text())["n_segments"]
-    assert all("timing_accuracy" in row and "stop_hit_rate" in row for row in history)
+    returns = pd.read_csv(out / "returns.csv", index_col="date", parse_dates=True)["strategy"]
+    # the rows' test windows tile the report's dates, and each row's return is that of its window there
+    windows = [returns[row["test_start"]:row["test_end"]] for row in history]
+    assert pd.concat(windows).index.equals(returns.index)
+    for row, window in zip(history, windows):
+        assert len(window) == row["n_test"]
+        assert row["oos_return"] == pytest.approx(np.prod(1.0 + window) - 1.0, rel=1e-9)
+        assert 0.0 <= row["timing_accuracy"] <= 1.0
+        stop, take = row["stop_hit_rate"], row["take_hit_rate"]  # shares of the exits; null when none closed
+        assert (stop is None and take is None) or 0.0 <= min(stop, take) <= stop + take <= 1.0
 
 
 def test_train_then_backtest_on_other_data(tmp_path, capsys):

@@ -157,10 +157,18 @@ def test_history_and_learning_figure_of_a_neural_run(tmp_path, capsys):
     args[args.index("--end") + 1] = "2008-12-31"
     assert main(args) == 0
     history = json.loads((out / "history.json").read_text())
-    for key in ("lr", "batch_size", "dropout", "weight_decay", "weights", "sizing_trust", "risk_trust",
-                "tuner_val_rewards", "tuner_realized_reward", "timing_accuracy", "timing_val_accuracy",
-                "oos_return", "rollbacks", "candidates", "member_oos_sharpes"):
-        assert key in history[-1], key
-    assert len(history[-1]["candidates"]) == TINY["tuner.population"]
+    last = history[-1]
+    assert len(last["candidates"]) == TINY["tuner.population"]
+    # the timing net kept is the candidate with the lowest validation loss, and each one's reward minus its loss
+    best = min(last["candidates"], key=lambda candidate: candidate["val_loss"])
+    hyper = ("lr", "batch_size", "dropout", "weight_decay")
+    assert [last[k] for k in hyper] == [best[k] for k in hyper] and last["timing_val_loss"] == best["val_loss"]
+    assert last["tuner_val_rewards"] == [-candidate["val_loss"] for candidate in last["candidates"]]
+    assert set(last["weights"]) == set(last["member_oos_sharpes"]) and sum(last["weights"].values()) == pytest.approx(1)
+    for key in ("sizing_trust", "risk_trust", "timing_accuracy", "timing_val_accuracy"):
+        assert 0.0 <= last[key] <= 1.0, key
+    assert last["rollbacks"] == 0 and np.isfinite(last["tuner_realized_reward"])
+    returns = pd.read_csv(out / "returns.csv", index_col="date", parse_dates=True)["strategy"]
+    assert last["oos_return"] == pytest.approx(np.prod(1.0 + returns[last["test_start"]:last["test_end"]]) - 1.0)
     figure = out / "learning_progress.png"
     assert figure.stat().st_size > 20_000 and 'src="learning_progress.png"' in (out / "tearsheet.html").read_text()

@@ -51,4 +51,5 @@ def test_windows_end_at_their_row():
     scaled = np.arange(20.0).reshape(10, 2)
     out = windows(scaled, 3, np.array([2, 9]))
     assert out.shape == (2, 3, 2)
-    np.testing.assert_array_equal(out[1, -1], scaled[9]) and np.testing.assert_array_equal(out[0, 0], scaled[0])
+    np.testing.assert_array_equal(out[0], scaled[0:3])  # rows 0, 1, 2: oldest first, the row itself last
+    np.testing.assert_array_equal(out[1], scaled[7:10])

@@ -15,6 +15,9 @@ from conftest import FUTURES, assert_same_up_to, yahoo_csv
 from nt_backtrader import NeuralSizer, NeuralStrategy, with_risk_brackets
 from nt_backtrader.config import override
 from nt_backtrader.plugin import run_backtest
+from nt_backtrader.plugin.sizer import SizingRecord
+from nt_backtrader.splits import split
+from nt_backtrader.traders import make_trader
 from nt_backtrader.walkforward import walk_forward
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "strategies"
@@ -32,31 +35,75 @@ FIT_KEYS = ("lr", "batch_size", "dropout", "weight_decay", "candidates", "timing
             "sizing_epochs", "risk_epochs", "risk_val_stop_atr", "risk_val_take_atr", "train_exposure")
 
 
-def test_changed_future_after_t_changes_nothing_up_to_t_training_included(sp500_short, tiny_config):
-    """Features, scaler, training data, networks and predictions of every segment up to T.
+class Recorder:
+    """The config's trader, keeping what each test window's NeuralStrategy decided and its sizer logged."""
 
-    Two cuts around the test window that trades most, with thresholds that trade often (the rest
+    def __init__(self, config):
+        self.inner = make_trader(config)
+        self.decisions, self.sizing = [], []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def feedback(self, segment, result, windows):
+        self.decisions.append(result.strategy.decision_table())
+        self.sizing.extend(result.strategy.getsizer().log)
+        return self.inner.feedback(segment, result, windows)
+
+    def decision_table(self) -> pd.DataFrame:
+        return pd.concat(self.decisions, ignore_index=True)
+
+    def sizing_table(self) -> pd.DataFrame:
+        table = pd.DataFrame(self.sizing, columns=SizingRecord._fields)
+        table["date"] = pd.to_datetime(table["date"])
+        return table
+
+
+def recorded_walk_forward(frame, config):
+    recorder = Recorder(config)
+    return walk_forward(frame, config, trader=recorder, progress=False), recorder
+
+
+def up_to(table: pd.DataFrame, cut: pd.Timestamp) -> pd.DataFrame:
+    return table[table["date"] <= cut].reset_index(drop=True)
+
+
+def test_changed_future_after_t_changes_nothing_up_to_t_training_included(sp500_short, tiny_config):
+    """Features, scaler, training data, networks, predictions, decisions and sizing of every segment up to T.
+
+    Two cuts in a test window that enters most, with thresholds that trade often (the rest
     of the rule is chosen on each validation tail): the bar before its first bar (its fit, which
-    saw bars before T only, must not change) and a bar inside it with orders before it (a
-    prediction that read later bars would move one). A fit also reads the feedback of the
-    windows before it, so it is compared only when those ended by T too.
+    saw bars before T only, must not change) and a bar inside it on which the strategy enters, with
+    entries before it (a prediction or a size that read later bars would move it). A fit also reads
+    the feedback of the windows before it, so it is compared only when those ended by T too.
     """
     config = override(tiny_config, **{"timing.bands": [0.0]})
-    clean = walk_forward(sp500_short, config, progress=False)
+    clean, clean_log = recorded_walk_forward(sp500_short, config)
     assert set(FIT_KEYS) <= set().union(*(h.keys() for h in clean.history))
-    dates = clean.orders["date"]
+    decisions, sizing = clean_log.decision_table(), clean_log.sizing_table()
+    entries = decisions.loc[decisions["action"] == "enter", "date"]
 
-    def orders_in(h):
-        return dates[dates.between(pd.Timestamp(h["test_start"]), pd.Timestamp(h["test_end"]))]
+    def entries_in(h):
+        return entries[entries.between(pd.Timestamp(h["test_start"]), pd.Timestamp(h["test_end"]))]
 
-    busiest = max(clean.history[:-1], key=lambda h: len(orders_in(h)))
+    # of the windows that enter most, the latest: the more before T to compare, the less after it to recompute
+    busiest = max(clean.history[:-1], key=lambda h: (len(entries_in(h)), h["segment"]))
     before_window = sp500_short.index[sp500_short.index.get_loc(pd.Timestamp(busiest["test_start"])) - 1]
-    inside = orders_in(busiest).iloc[len(orders_in(busiest)) // 2]
-    assert orders_in(busiest).le(inside).sum() >= 3
-    for cut in (before_window, inside):
+    entry = entries_in(busiest).iloc[-1]
+    assert len(entries_in(busiest)) >= 2  # the same nets entered before it too: those orders must not move
+    # on that bar the strategy was flat and sent an entry, sized by the sizer
+    opened = clean.orders[(clean.orders["date"] == entry) & (clean.orders["type"] == "Market")]
+    assert len(opened) == 1 and opened["size"].iloc[0] > 0
+    assert decisions.loc[decisions["date"] == entry, "side"].tolist() == [1]
+    assert sizing["date"].eq(entry).sum() == 1
+    for cut in (before_window, entry):
         for future in FUTURES.values():
-            changed = walk_forward(future(sp500_short, cut), config, progress=False)
+            changed, changed_log = recorded_walk_forward(future(sp500_short, cut), config)
             assert_same_up_to(clean, changed, cut)
+            pd.testing.assert_frame_equal(up_to(decisions, cut), up_to(changed_log.decision_table(), cut),
+                                          check_exact=True)
+            pd.testing.assert_frame_equal(up_to(sizing, cut), up_to(changed_log.sizing_table(), cut),
+                                          check_exact=True)
             seen_until = pd.Timestamp.min  # a fit also reads the feedback of every window before it
             for mine, theirs in zip(clean.history, changed.history):
                 if max(pd.Timestamp(mine["train_end"]), seen_until) > cut:
@@ -95,13 +142,40 @@ def test_segments_with_carried_state_equal_one_continuous_run(sp500, active_bund
     assert {"Stop", "Limit"} <= set(one.fills["type"])  # brackets did close positions
 
 
+def share(part: int, whole: int) -> float:
+    return part / whole if whole else float("nan")
+
+
 def test_walk_forward_history_reports_the_networks(sp500_short, tiny_config):
-    result = walk_forward(sp500_short, tiny_config, progress=False)
-    row = result.history[-1]
-    for key in ("timing_accuracy", "timing_val_accuracy", "sized_return", "fixed_size_return", "stop_hit_rate",
-                "take_hit_rate", "mean_fraction", "mean_entry_vol", "fraction_vol_corr"):
-        assert key in row
-    assert 0.0 <= row["timing_accuracy"] <= 1.0
+    """Each row's numbers recomputed from what its segment left: dates, returns, entries, exits, accuracy."""
+    result, recorder = recorded_walk_forward(sp500_short, tiny_config)
+    dates, train, horizon = sp500_short.index, tiny_config.train, tiny_config.timing.horizon
+    day = lambda i: str(dates[i].date())  # noqa: E731
+    assert [(h["train_start"], h["train_end"], h["test_start"], h["test_end"]) for h in result.history] == [
+        (day(s.train_start), day(s.train_end - 1), day(s.test_start), day(s.test_end - 1))
+        for s in split(len(dates), tiny_config.walkforward)]
+    # an exit is a fill that leaves its asset flat: a stop (Stop), a take-profit (Limit) or the signal (Market)
+    fills = result.fills.assign(after=result.fills.groupby("asset")["size"].cumsum())
+    exits = fills[np.isclose(fills["after"], 0.0, rtol=0.0, atol=1e-9)]
+    for row, decided in zip(result.history, recorder.decisions):
+        start, end = pd.Timestamp(row["test_start"]), pd.Timestamp(row["test_end"])
+        assert row["sized_return"] == pytest.approx(np.prod(1.0 + result.returns[start:end]) - 1.0, rel=1e-12)
+        assert 1 <= row["timing_epochs"] <= (train.first_epochs if row["segment"] == 0 else train.max_epochs)
+        assert 0.0 <= row["timing_val_accuracy"] <= 1.0
+        # long only, so the side taken is p_long against 0.5; right when the close `horizon` bars on agrees
+        assert (decided["p_short"] == 0.0).all()
+        close = sp500_short["close"].loc[decided["date"]].to_numpy()
+        side = np.sign(decided["p_long"].to_numpy()[:-horizon] - 0.5)
+        assert row["timing_accuracy"] == pytest.approx(np.mean(side == np.sign(close[horizon:] - close[:-horizon])))
+        entered = decided[decided["action"] == "enter"]
+        assert row["n_entries"] == len(entered)
+        # what the entries ordered is the sizer's fraction less the cash buffer
+        assert row["mean_fraction"] * (1.0 - tiny_config.backtest.cash_buffer) == pytest.approx(
+            entered["fraction"].mean(), rel=1e-9, nan_ok=True)
+        types = exits.loc[exits["date"].between(start, end), "type"]
+        assert row["stop_hit_rate"] == pytest.approx(share((types == "Stop").sum(), len(types)), nan_ok=True)
+        assert row["take_hit_rate"] == pytest.approx(share((types == "Limit").sum(), len(types)), nan_ok=True)
+    assert sum(h["n_entries"] for h in result.history) >= 5 and exits["type"].nunique() >= 2  # not all NaN
 
 
 def test_sma_example_gets_the_neural_sizer_and_brackets(tmp_path, sp500, active_bundle, capsys):

@@ -81,7 +81,6 @@ def test_the_choice_is_the_best_validation_sharpe_and_a_tie_keeps_the_calmer_opt
     p_long = ((np.arange(n) // 21) % 2 == 0).astype(float)
     asset = {"p_long": p_long, "p_short": np.zeros(n), "arrays": a, "atr": atr, "stops": wide, "takes": wide}
     best, scores = choose_rule(options, [asset], cost=2e-4)
-    assert best == int(np.argmax(scores))
     assert scores[0] == scores[2] and scores[1] == scores[3]  # the band changes nothing here...
     assert best in (0, 1)                                    # ...so of two equal options the first (wider) is kept
     # a noisy signal around 0.5: the widest band and longest hold trade least; at a high cost the most
@@ -92,7 +91,46 @@ def test_the_choice_is_the_best_validation_sharpe_and_a_tie_keeps_the_calmer_opt
     trades = [np.abs(np.diff(replay(noisy["p_long"], noisy["p_short"], a, atr, wide, wide, o, 0.05)[1])).sum()
               for o in options]
     assert trades[0] == min(trades) and trades[-1] == max(trades) and trades[-1] > 3 * trades[0]
-    assert best == int(np.argmax(scores)) and scores[-1] == min(scores) and best != len(options) - 1
+    assert scores[-1] == min(scores) and best != len(options) - 1
+
+
+def seven_bars(later: float) -> dict:
+    """Closes flat, flat, +2%, +2%, then `later` three times; each bar opens at the last close (no gaps)."""
+    close = 100.0 * np.cumprod(1.0 + np.array([0.0, 0.0, 0.02, 0.02, later, later, later]))
+    open_ = np.concatenate([[close[0]], close[:-1]])
+    return {"open": open_, "high": np.maximum(open_, close), "low": np.minimum(open_, close), "close": close,
+            "dates": pd.bdate_range("2020-01-06", periods=7).to_numpy()}
+
+
+def test_the_choice_on_seven_bars_worked_by_hand():
+    """A strong signal (0.8) enters at bar 2's open; from bar 3's close on it is weak (0.4): the narrow
+    band (exit below 0.5) sells at bar 4's open, the wide band (exit below 0.3) holds to the end.
+
+    Daily returns of bars 1..6 with a cost of 0.001 per fill:
+      narrow: 0, .019, .02, -.001, 0, 0              mean .00633, sd .01021: Sharpe .6202 x sqrt(252) = 9.846
+      wide, falling (-3% a bar): 0, .019, .02, -.03 x 3  mean -.0085 < 0: Sharpe -5.484, the narrow band wins
+      wide, rising (+1% a bar): 0, .019, .02, .01 x 3    mean .0115, sd .007314: Sharpe 1.5722 x sqrt(252) = 24.959
+    and with a signal that stays strong both hold alike: a tie, which keeps the wide (calmer) band.
+    """
+    timing = TimingConfig(bands=(0.2, 0.0), min_holds=(1,), cooldowns=(5,), bracket_widths=(1.0,))
+    options = rule_options(DecisionSpec(), timing)
+    assert [(o.enter, o.exit) for o in options] == [(0.7, 0.3), (0.5, 0.5)]
+    weakening = np.array([0.8, 0.8, 0.8, 0.4, 0.4, 0.4, 0.4])
+    wide = np.full((7, 2), WIDE)
+    falls, rises, sells = [0, .019, .02, -.03, -.03, -.03], [0, .019, .02, .01, .01, .01], [0, .019, .02, -.001, 0, 0]
+    # name: (move after bar 3, signal, daily returns of the wide band and of the narrow one, their Sharpes, choice)
+    cases = {"falling": (-0.03, weakening, falls, sells, [-5.484, 9.846], 1),
+             "rising": (0.01, weakening, rises, sells, [24.959, 9.846], 0),
+             "tie": (0.01, np.full(7, 0.8), rises, rises, [24.959, 24.959], 0)}
+    for name, (later, p_long, wide_daily, narrow_daily, sharpes, chosen) in cases.items():
+        asset = {"p_long": p_long, "p_short": np.zeros(7), "arrays": seven_bars(later), "atr": np.ones(7),
+                 "stops": wide, "takes": wide}
+        for option, daily in zip(options, (wide_daily, narrow_daily)):
+            returns, _ = replay(p_long, asset["p_short"], asset["arrays"], asset["atr"], wide, wide, option, 1e-3)
+            np.testing.assert_allclose(returns[1:], daily, atol=1e-12, err_msg=name)
+        best, scores = choose_rule(options, [asset], cost=1e-3)
+        assert scores == pytest.approx(sharpes, abs=1e-3), name
+        assert best == chosen, name
 
 
 def test_a_fixed_rule_has_one_option_and_the_config_checks_the_lists():
