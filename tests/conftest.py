@@ -13,6 +13,10 @@ import torch
 from curl_cffi import requests as curl_requests  # yfinance's HTTP client
 
 from nt_backtrader.config import Config, override
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # two workers on two cores: a second torch thread per worker would only fight the other worker for a core
+    torch.set_num_threads(1)
 from nt_backtrader.data import load_ohlcv
 
 
