@@ -1,5 +1,6 @@
 """A live restart goes on as if the process had never stopped: wherever a crash cut the journal, the
-restarted run's decisions and fills are the uninterrupted run's; a rerun without new bars writes
+restarted run's decisions, orders and fills (their numbers too: an order a restart sends again is
+the journal's order going on, journaled once) are the uninterrupted run's; a rerun without new bars writes
 nothing; the journal names the bundle behind each decision; history bars are not predicted on."""
 from __future__ import annotations
 
@@ -26,26 +27,38 @@ def december_2018(sp500, tiny_bundle):
     return frame, frame.index[-22].date()
 
 
-def rows(journal, kind):
+def rows(journal, *kinds):
     written = pd.read_csv(journal, parse_dates=["date"])
-    return written[written["kind"] == kind].reset_index(drop=True)
+    return written[written["kind"].isin(kinds)].reset_index(drop=True)
 
 
-def assert_same_decisions_and_fills(journal, expected):
+def assert_same_journal(journal, expected):
+    """The decisions, and the orders and fills (notifications, in the order written, order numbers too), of
+    the journal `journal` are those of `expected`; the feeds' status rows are each process's own."""
     mine, theirs = rows(journal, "decision"), rows(expected, "decision")
     exact = [c for c in mine.columns if c not in APPROX]
     pd.testing.assert_frame_equal(mine[exact], theirs[exact], check_exact=True)
     pd.testing.assert_frame_equal(mine[APPROX], theirs[APPROX], check_exact=False, rtol=1e-12)
-    mine, theirs = rows(journal, "fill"), rows(expected, "fill")
-    same = ["date", "asset", "status", "type", "price"]
+    mine, theirs = rows(journal, "order", "fill"), rows(expected, "order", "fill")
+    same = ["kind", "date", "asset", "order", "status", "type", "price"]
     pd.testing.assert_frame_equal(mine[same], theirs[same], check_exact=True)
     pd.testing.assert_frame_equal(mine[["size", "commission"]], theirs[["size", "commission"]], rtol=1e-12)
+
+
+def assert_fills_name_their_orders(journal):
+    """Each fill's order number is that of one order journaled before it, of its asset and type."""
+    written = rows(journal, "order", "fill")
+    for at, fill in written[written["kind"] == "fill"].iterrows():
+        before = written.iloc[:at]
+        sent = before[(before["order"] == fill["order"]) & (before["status"] == "Submitted")]
+        assert len(sent) == 1 and (sent[["asset", "type"]].iloc[0] == fill[["asset", "type"]]).all(), fill
 
 
 def test_a_restart_after_any_cut_decides_as_the_run_that_never_stopped(tmp_path, december_2018, tiny_bundle):
     frame, live_from = december_2018
     whole = tmp_path / "whole.csv"
     live_run(frame, tiny_bundle, live_from, journal=whole, stall=0)
+    assert_fills_name_their_orders(whole)
     decided = rows(whole, "decision").set_index("date")
     stop = rows(whole, "fill").query("type == 'Stop'")["date"]
     # the setting of the report: a stop fills on a bar, and the rule then waits rather than re-enter
@@ -63,18 +76,30 @@ def test_a_restart_after_any_cut_decides_as_the_run_that_never_stopped(tmp_path,
         after_stop += ",Completed,Stop," in lines[k - 1]
         live_run(frame, tiny_bundle, live_from, journal=journal, stall=0)  # the restarted process
         try:
-            assert_same_decisions_and_fills(journal, whole)
+            assert_same_journal(journal, whole)
+            assert_fills_name_their_orders(journal)
         except AssertionError as exc:
             raise AssertionError(f"restart after row {k - 1} of {len(lines) - 1}: {exc}") from None
     assert len(lines) > 30 and after_stop == 1
 
 
-def test_a_restart_between_two_feeds_decisions_of_a_bar_counts_its_account_value_once(tmp_path, sp500, tiny_bundle):
+@pytest.fixture(scope="module")
+def late_2011(sp500, tiny_bundle, tmp_path_factory):
+    """sp500 and nasdaq, 90 live bars to 2011-12-30 (nasdaq's bars a poll later), and the journal of the run
+    that never stopped: an entry on each, a signal exit on each, sp500's entry again."""
     universe = {"sp500": sp500, "nasdaq": load_ohlcv(dataset="nasdaq")}
     frames = {name: frame.loc[:"2011-12-31"].iloc[-(tiny_bundle.warmup_bars + 90):] for name, frame in universe.items()}
     live_from = frames["sp500"].index[-90].date()
-    whole, journal = tmp_path / "whole.csv", tmp_path / "cut.csv"
+    whole = tmp_path_factory.mktemp("late_2011") / "whole.csv"
     live_run(frames, tiny_bundle, live_from, journal=whole, stall=(0, 1))  # nasdaq's bars come a poll later
+    assert_fills_name_their_orders(whole)
+    return frames, live_from, whole
+
+
+def test_a_restart_between_two_feeds_decisions_of_a_bar_counts_its_account_value_once(tmp_path, late_2011,
+                                                                                      tiny_bundle):
+    frames, live_from, whole = late_2011
+    journal = tmp_path / "cut.csv"
     lines = whole.read_text().splitlines(keepends=True)
     entry = max(k for k, line in enumerate(lines) if line.startswith("decision,") and ",sp500,enter," in line)
     cut = max(k for k in range(entry) if lines[k].startswith("decision,") and ",sp500," in lines[k])
@@ -83,7 +108,28 @@ def test_a_restart_between_two_feeds_decisions_of_a_bar_counts_its_account_value
     # account record (drawdown, PnL over the last 21 bars): the restart must not count that bar's value twice
     journal.write_text("".join(lines[:cut + 1]) + lines[cut + 1][:40])
     live_run(frames, tiny_bundle, live_from, journal=journal, stall=(0, 1))
-    assert_same_decisions_and_fills(journal, whole)
+    assert_same_journal(journal, whole)
+    assert_fills_name_their_orders(journal)
+
+
+def test_a_restart_around_a_signal_exit_journals_its_legs_cancelled_once(tmp_path, late_2011, tiny_bundle):
+    frames, live_from, whole = late_2011
+    journal = tmp_path / "cut.csv"
+    lines = whole.read_text().splitlines(keepends=True)
+    exits = [k for k, line in enumerate(lines) if line.startswith("decision,") and ",exit," in line]
+    assert [lines[k].split(",")[2] for k in exits] == ["nasdaq", "sp500"]
+    # a crash after the exit's decision (its legs cancelled, the exit sent), or among the rows of the next bar
+    # (the legs' Canceled, the exit's Submitted, Accepted and fill), or after the other feed's decision
+    cuts = [k for e in exits for k in range(e, e + 8)]
+    assert all(any(",Canceled,Stop," in lines[k] for k in range(e, e + 8)) for e in exits)
+    for k in cuts:
+        journal.write_text("".join(lines[:k + 1]) + lines[k + 1][:len(lines[k + 1]) // 2])
+        live_run(frames, tiny_bundle, live_from, journal=journal, stall=(0, 1))
+        try:
+            assert_same_journal(journal, whole)
+            assert_fills_name_their_orders(journal)
+        except AssertionError as exc:
+            raise AssertionError(f"restart after row {k} of {len(lines) - 1}: {exc}") from None
 
 
 def test_a_rerun_without_new_bars_appends_nothing(tmp_path, december_2018, tiny_bundle):

@@ -10,6 +10,17 @@ the bar whose decision was cut starts its re-entry wait, as it did in the run th
 goes on from the bar after it, writing nothing twice. On backtrader's simulated broker (a dry
 run) the account is rebuilt from the journal too: cash, positions, their brackets, our orders
 still out. Each decision names the bundle (its SHA-256) that made it.
+
+Orders are named by the journal's own number (its `order` column), not by backtrader's reference,
+which starts again at 1 in every process: 1, 2, ... in the order each is first journaled, going on
+from the journal's largest after a restart, so that one number is one order in the whole file and a
+fill names the order it filled. An order a restarted dry run sends again (a bracket leg, an entry or
+exit still out) is the journal's order going on: it keeps the journal's number, the notifications
+the journal has already (Submitted, Accepted) are not written again, and the ones it has not (its
+Completed, Canceled, Expired) are written under that number. An order the journal has out that the
+restart does not send again (the other leg of a bracket that filled on the bar whose decision was
+cut, the legs our exit still out had cancelled) is written Canceled, where the run that crashed had
+its cancellation.
 """
 from __future__ import annotations
 
@@ -49,7 +60,7 @@ class Decision(NamedTuple):
     equity: float         # the account's value at this close
 
 
-ORDER_FIELDS = ("order", "status", "type", "size", "price", "commission")
+ORDER_FIELDS = ("order", "status", "type", "size", "price", "commission")  # order: the journal's number of it
 COLUMNS = ("kind", *Decision._fields, "bundle", *ORDER_FIELDS)  # bundle: the SHA-256 of the one that decided
 FORMER_COLUMNS = ("kind", *Decision._fields, *ORDER_FIELDS)     # journals written before they named it
 STATE_FIELDS = ("wanted", "age", "blocked", "blocked_bars")
@@ -70,6 +81,9 @@ class DecisionJournal:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.pending: list[dict] = []
+        self.numbers: dict[int, int] = {}         # backtrader's order reference -> the journal's number
+        self.written: dict[int, set[str]] = {}    # number -> statuses journaled already, of an order sent again
+        self._last_number: int | None = None      # the largest number given (read from the file at first need)
         if not self.path.exists():
             atomic_write_text(self.path, ",".join(COLUMNS) + "\n")
         else:
@@ -90,6 +104,27 @@ class DecisionJournal:
     def add_event(self, kind: str, date, asset: str, **fields) -> None:
         """An order or fill notification ('order', 'fill'), or a feed's state change ('status')."""
         self.pending.append({"kind": kind, "date": date, "asset": asset, **fields})
+
+    def order_number(self, ref: int) -> int:
+        """The journal's number of backtrader's order `ref`: the next one after the journal's largest the
+        first time the order is journaled."""
+        if ref not in self.numbers:
+            if self._last_number is None:
+                numbers = self.read()["order"]
+                self._last_number = int(numbers.max()) if numbers.notna().any() else 0
+            self._last_number += 1
+            self.numbers[ref] = self._last_number
+        return self.numbers[ref]
+
+    def adopt(self, ref: int, number: int, statuses) -> None:
+        """Backtrader's order `ref`, sent again by a restart, is the journal's order `number`, whose
+        `statuses` are journaled already."""
+        self.numbers[ref] = number
+        self.written[number] = set(statuses)
+
+    def has(self, number: int, status: str) -> bool:
+        """The journal has this notification of an order sent again by a restart already."""
+        return status in self.written.get(number, ())
 
     def flush(self) -> None:
         """Append what was added since the last flush: one write, then fsync."""
@@ -152,7 +187,9 @@ class DecisionJournal:
         order, less what every fill cost), and per asset what NeuralStrategy.asset_carry would carry (the
         position, the bracket levels guarding it, our entry or exit still out) plus 'resume_on', the bar on
         which the run that wrote it had those orders out (its last decision, or a later entry fill whose
-        bracket legs became active on the bar after it)."""
+        bracket legs became active on the bar after it), and 'orders': the journal's orders of that asset still
+        out ({'order': its number, 'type', 'size', 'price', 'statuses': those journaled}, first journaled first),
+        which the orders a restart sends again continue."""
         table = self.read()
         decisions = table[table["kind"] == "decision"]
         fills = table[table["kind"] == "fill"]
@@ -193,4 +230,17 @@ def _held(table: pd.DataFrame, last) -> dict:
     filled_after = fills.loc[fills.index > last.Index, "date"]
     return {"size": position.size, "price": position.price, "levels": levels if position.size else None,
             "entry": entry, "exit": out and bool(position.size),
-            "resume_on": (filled_after.iloc[-1] if len(filled_after) else last.date).date()}
+            "resume_on": (filled_after.iloc[-1] if len(filled_after) else last.date).date(),
+            "orders": _still_out(rows)}
+
+
+def _still_out(rows: pd.DataFrame) -> list[dict]:
+    """One asset's orders whose notifications in the journal (`rows`) end before one of DONE."""
+    notified = rows[rows["kind"].isin(["order", "fill"]) & rows["order"].notna()]
+    out = []
+    for number, notes in notified.groupby("order", sort=False):
+        if not notes["status"].isin(DONE).any():
+            first = notes.iloc[0]
+            out.append({"order": int(number), "type": first["type"], "size": float(first["size"]),
+                        "price": float(first["price"]), "statuses": list(notes["status"])})
+    return out

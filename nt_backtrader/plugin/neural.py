@@ -68,6 +68,7 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
         self.digests = bundle_digests(self.bundles) if self.journal is not None else {}
         self.journaled = {}  # asset -> the date of its last decision in the journal: bars up to it are done
         self._resume = {}    # data -> what the journal's simulated account had out on it, re-sent in new_bar
+        self._dropped = []   # (data, journaled order, written after this time): out there, not sent again
         self._account_at = float("-inf")  # backtrader's time of the account's last update
         self._went_live = set()           # feeds that have had their first live bar
 
@@ -177,6 +178,7 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
                             float(signal.p_short[0]), float(signal.current("confidence")), float(close), value)
         self.decisions.append(decision)
         if self.journal is not None:
+            self.journal_dropped()
             self.journal.add_decision(decision, self.digests[data])
 
     def decision_table(self):
@@ -197,13 +199,35 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
             state.order = None
 
     def journal_order(self, order) -> None:
+        """A notification as a row, the order named by the journal's number of it (see journal.py): an order
+        a restart sent again keeps the number the journal gave it, and the notifications the journal has of
+        it already (its Submitted and Accepted) are not written twice; its Completed, Canceled, ... are."""
+        self.journal_dropped()
+        number, status = self.journal.order_number(order.ref), order.getstatusname()
+        if self.journal.has(number, status):
+            return
         done = order.status == order.Completed
         price = order.executed.price if done else order.created.price
         self.journal.add_event("fill" if done else "order", self.datetime.date(0), asset_name(order.data),
-                               order=order.ref, status=order.getstatusname(), type=order.getordername(),
+                               order=number, status=status, type=order.getordername(),
                                size=order.executed.size if done else order.created.size,
                                price=price if price is not None else float("nan"),
                                commission=order.executed.comm if done else float("nan"))
+
+    def journal_dropped(self) -> None:
+        """The journal's orders still out that a restart did not send again (the other leg of a bracket that
+        filled on the bar whose decision was cut off, the legs cancelled by our exit still out) are no longer
+        out: Canceled, with the notifications or decision journaled next (after the bar of the decision that
+        cancelled them), where the run that wrote the journal had the broker's cancellation."""
+        now, later = self.datetime[0], []
+        for data, out, after in self._dropped:
+            if now <= after:
+                later.append((data, out, after))
+                continue
+            self.journal.add_event("order", self.datetime.date(0), asset_name(data), order=out["order"],
+                                   status="Canceled", type=out["type"], size=out["size"], price=out["price"],
+                                   commission=float("nan"))
+        self._dropped = later
 
     def notify_data(self, data, status, *args, **kwargs):
         """A live feed's state (DELAYED while it sends history, LIVE, DISCONNECTED, ...) goes to the
@@ -292,17 +316,41 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
                                             "levels": list(levels) if levels else None}
 
     def resume(self, data, held: dict) -> None:
+        """Re-send what was out: the legs guarding the position (not when our exit is out: it cancelled
+        them), our entry (as its bracket) or exit. On a restart (`held` from DecisionJournal.book) each order
+        sent is the journal's order of its type still out going on (see continue_journaled)."""
         if not held:
             return
         state = self.feeds[data]
+        sent = []
         if held["levels"] and held["size"] and not held["exit"]:
             self.guard(data, held["size"], held["levels"])
+            sent += [self._bracket_book()[data]["stop"], self._bracket_book()[data]["take"]]
         if held["exit"]:
             state.order = self.close(data=data)
+            sent.append(state.order)
         elif held["entry"]:
             size = held["entry"]["size"]
             levels = tuple(held["entry"]["levels"]) if held["entry"]["levels"] else None
             state.order = self._route(size > 0, data, abs(size), {}, levels=levels)
+            book = self._bracket_book().get(data)
+            sent += [state.order, *((book["stop"], book["take"]) if book and book["parent"] is state.order else ())]
+        if self.journal is not None:
+            self.continue_journaled(data, sent, held.get("orders", []))  # none in a walk-forward carry
+
+    def continue_journaled(self, data, sent: list, journaled: list[dict]) -> None:
+        """Each order `sent` again is the journal's last order of its type still out on `data` (it keeps its
+        number, see journal.py); the journal's orders still out that none continues are written Canceled: after
+        this bar when the journal has its decision (it cancelled them), else on it (the broker did)."""
+        left = list(journaled)
+        for order in sent:
+            same = [out for out in left if order is not None and out["type"] == order.getordername()]
+            if same:
+                left.remove(same[-1])
+                self.journal.adopt(order.ref, same[-1]["order"], same[-1]["statuses"])
+        decided = self.journaled.get(asset_name(data))
+        after = data.datetime[0] if decided is not None and data.datetime.date(0) <= decided else float("-inf")
+        self._dropped += [(data, out, after) for out in left]
 
     def diagnostics(self) -> dict:
         self._bracket_book()  # makes the exit counters exist even when no bracket was sent
