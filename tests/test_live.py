@@ -157,10 +157,14 @@ def test_a_chain_of_updates_is_the_walk_forward(tmp_path, sp500):
         bundle, info = next_bundle(Bundle.load(tmp_path / "model.pt"), {"sp500": frame.iloc[:end]}, source="sp500")
         chain.append(bundle)
         windows.append(info)
+    # train + 3 updates against the walk-forward's 3 fits (the last update's bundle trades no window here)
+    assert len(fitted) == len(segments) == len(chain) - 1 == len(windows)
     for mine, theirs in zip(chain, fitted):
         a, b = mine.to_payload(), theirs.to_payload()
         for kind in ("sizing", "risk"):
+            assert a["state"][kind].keys() == b["state"][kind].keys() and a["state"][kind]
             assert all(torch.equal(a["state"][kind][k], b["state"][kind][k]) for k in a["state"][kind])
+        assert len(a["state"]["timing"]) == len(b["state"]["timing"]) > 0
         assert all(torch.equal(x[k], y[k]) for x, y in zip(a["state"]["timing"], b["state"]["timing"]) for k in x)
         assert (mine.weights, mine.trust, mine.spec) == (theirs.weights, theirs.trust, theirs.spec)
     for info, seg in zip(windows, walk.history):
