@@ -134,10 +134,12 @@ class TimingConfig:
                                          # rebalance band are strategy.*'s, as its baselines'; limits sizing.*)
     length: int = 63                     # position mode: bars the position net reads (its sequence length)
     embed: int = 0                       # position mode: size of a learned vector per asset (0: none)
+    burn_in: int = 1                     # position mode: leading steps of each training sequence read as
+                                         # context only (>= 1: every counted step pays its change of weight)
     cooldown: int = 5                    # position mode: bars after a stop or take-profit fill before that
                                          # side of that feed is held again
-    risk_mode: str = "atr"               # position mode: atr (brackets at risk.fixed_stop_atr and
-                                         # fixed_take_atr) | none; the risk net's come in a later step
+    risk_mode: str = "none"              # position mode: none (the literature's: the daily rebalance is the
+                                         # exit) | atr (brackets at risk.fixed_stop_atr and fixed_take_atr)
     window: int = 32                     # bars the timing net reads, ending at the decision bar
     hidden: int = 32
     heads: int = 4
@@ -145,7 +147,9 @@ class TimingConfig:
     dropout: float = 0.1
     seeds: int = 1                       # networks per neural member, from different seeds, averaged
     horizon: int = 5                     # label horizon (bars) of the direction loss
-    loss: str = "both"                   # direction | sharpe | both (the Sharpe loss pays the backtest's costs)
+    loss: str = "both"                   # direction | sharpe | both (the Sharpe loss pays the backtest's costs);
+                                         # position mode: direction (cross-entropy on the next return's sign,
+                                         # the ablation's twin) or, for sharpe and both, the net Sharpe loss
     # The turnover-aware part of the rule: every combination of these is replayed on the validation
     # tail, costs on, and the one with the best Sharpe is traded (one value each: fixed by hand).
     bands: tuple[float, ...] = (0.15, 0.05)  # no-trade band: enter at p >= 0.5 + band, leave below 0.5 - band
@@ -262,11 +266,16 @@ def validate(config: Config) -> None:
     for key, values, low, high in (("bands", t.bands, 0.0, 0.5), ("min_holds", t.min_holds, 1, None),
                                    ("cooldowns", t.cooldowns, 0, None), ("bracket_widths", t.bracket_widths, 0.1, None),
                                    ("seeds", (t.seeds,), 1, None), ("length", (t.length,), 2, None),
-                                   ("embed", (t.embed,), 0, None), ("cooldown", (t.cooldown,), 0, None)):
+                                   ("embed", (t.embed,), 0, None), ("cooldown", (t.cooldown,), 0, None),
+                                   ("burn_in", (t.burn_in,), 1, t.length)):
         bad = [v for v in values if v < low or (high is not None and v >= high)]
         if bad:
             limit = f"in [{low}, {high})" if high is not None else f">= {low}"
             raise ConfigError(f"config key 'timing.{key}' has {bad[0]!r}: each value must be {limit}")
+    if t.mode == "position" and (config.risk.drawdown_brake > 0 or config.risk.limits != "fixed"):
+        key = "risk.drawdown_brake" if config.risk.drawdown_brake > 0 else "risk.limits"
+        raise ConfigError(f"config key '{key}' is not applied by timing.mode 'position', whose limits are "
+                          "sizing.max_fraction and sizing.max_gross: leave it at its default (0, 'fixed')")
     if config.tuner.population > 8 or t.seeds > 8:  # each has 8 seeds of its own per segment (coordinator.SEED_LINES)
         raise ConfigError(f"tuner.population ({config.tuner.population}) and timing.seeds ({t.seeds}) must each be "
                           "at most 8")

@@ -56,6 +56,25 @@ def simple_returns(close: np.ndarray, horizon: int = 1) -> np.ndarray:
     return close / _lag(close, horizon) - 1.0
 
 
+def held_returns(open_: np.ndarray) -> np.ndarray:
+    """(n,) open[t+2] / open[t+1] - 1: what a weight decided on bar t's close earns, filled at the
+    next open and held to the open after (the position trainer's target, as the strategy trades);
+    NaN for the last two bars."""
+    open_ = np.asarray(open_, dtype=float)
+    out = np.full(len(open_), np.nan)
+    out[:-2] = open_[2:] / open_[1:-1] - 1.0
+    return out
+
+
+def net_returns(weight: np.ndarray, earned: np.ndarray, cost: float) -> np.ndarray:
+    """(..., n) what weights decided row by row return net of costs: weight_t x earned_t less
+    cost x |weight_t - weight_{t-1}|, flat before the first row. The one booking of the core's
+    trades: the validation Sharpe that stops and ranks the nets and the members' records that the
+    meta-learner and the tuner learn from. weight (..., n); earned (n,); cost per side."""
+    change = np.abs(np.diff(weight, axis=-1, prepend=0.0))
+    return weight * earned - cost * change
+
+
 def next_returns(close: np.ndarray) -> np.ndarray:
     """(n,) r_{t+1} = close[t+1] / close[t] - 1, NaN at the last bar: the training target.
 

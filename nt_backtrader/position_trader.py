@@ -11,10 +11,10 @@
     feedback(window):   each member's realized returns on the test window update the meta-learner;
                         the realized Sharpe of the tuner's chosen candidate rewards the tuner
 
-Members are credited as the strategy trades: a weight decided on bar t's close fills at the next
-open and is held to the open after (open to open), less the asset's cost x |change of weight|;
-each member alone, vol-scaled, in an equal-weight book of the assets. The nets themselves train
-and early-stop close to close (position_trainer), as the literature's do.
+Everything is credited as the strategy trades (momentum.held_returns, momentum.net_returns): a
+weight decided on bar t's close fills at the next open and is held to the open after (open to
+open), less the asset's cost x |change of weight|. The nets train and are validated on that
+return; each member's record is its own vol-scaled book, equal weight over the traded assets.
 Every random draw is seeded by (seed, segment, seed line), so a resumed run repeats exactly.
 """
 from __future__ import annotations
@@ -70,21 +70,20 @@ def check_train_bars(config: Config) -> None:
                           f"{math.ceil(need / (1 - wf.val_fraction)) + 1} or more, or lower timing.length")
 
 
+def core_book_scale(train: dict[str, pd.DataFrame], config: Config) -> float:
+    """1 / the number of traded assets whose train window holds the core's warm-up (tsmom's equal risk
+    budget per asset): the core's book, and its vol-scaled baselines' on the same segment."""
+    warmup = position_spec(config).warmup_bars
+    return 1.0 / max(1, sum(len(frame) >= warmup for frame in traded(train, config.data).values()))
+
+
 def asset_series(name: str, frame: pd.DataFrame, fit_end: int, cost: float, spec: PositionSpec) -> AssetSeries:
     """One asset's train window as the position trainer reads it: rows before `fit_end` are fitted on,
     the rest of the frame is its validation tail."""
     close = frame["close"].to_numpy(dtype=float)
-    return AssetSeries(name, momentum.inputs(close), momentum.next_returns(close),
+    return AssetSeries(name, momentum.inputs(close), momentum.held_returns(frame["open"].to_numpy(dtype=float)),
                        momentum.vol_scale(close, spec.vol_target, spec.vol_span, spec.max_leverage), cost,
-                       frame.index.to_numpy(), fit_end, len(frame))
-
-
-def held_returns(open_: np.ndarray) -> np.ndarray:
-    """(n,) open[t+2] / open[t+1] - 1: what a weight decided on bar t's close earns, filled at the
-    next open and held to the open after; NaN for the last two bars."""
-    out = np.full(len(open_), np.nan)
-    out[:-2] = open_[2:] / open_[1:-1] - 1.0
-    return out
+                       frame.index.to_numpy(), fit_end, len(frame), reach=2)
 
 
 def member_returns(bundle: PositionBundle, name: str, frame: pd.DataFrame, start: int, cost: float,
@@ -103,10 +102,9 @@ def member_returns(bundle: PositionBundle, name: str, frame: pd.DataFrame, start
         held = np.vstack([held, row[None]])                                                  # (4, R)
     spec = bundle.spec
     weight = np.nan_to_num(held * momentum.vol_scale(close, spec.vol_target, spec.vol_span, spec.max_leverage)[rows])
-    change = np.abs(np.diff(weight, axis=1, prepend=0.0))                                    # from flat before
-    earned = held_returns(open_)[rows]
+    earned = momentum.held_returns(open_)[rows]
     keep = (rows >= start) & np.isfinite(earned)
-    return frame.index.to_numpy()[rows[keep]], (weight * earned - cost * change)[:, keep]
+    return frame.index.to_numpy()[rows[keep]], momentum.net_returns(weight, earned, cost)[:, keep]
 
 
 def books(parts: list[tuple[np.ndarray, np.ndarray]], members: int) -> np.ndarray:
@@ -169,9 +167,7 @@ class PositionTrader:
         config = self.config
         names = list(train)
         val_start = calendar[segment.val_start]
-        # the book is averaged over the traded assets that will have their warm-up (tsmom's convention)
-        n_traded = sum(len(frame) >= self.warmup_bars for frame in traded(train, config.data).values())
-        book_scale = 1.0 / max(1, n_traded)
+        book_scale = core_book_scale(train, config)
         spec = position_spec(config, book_scale)
         costs = self.costs(names)
         pool = [asset_series(name, frame, int(frame.index.searchsorted(val_start)), costs[name], spec)
@@ -200,9 +196,11 @@ class PositionTrader:
         bundle = PositionBundle(spec, net, book_scale=book_scale,
                                 timeframe=timeframe.of_index(calendar[:segment.train_end]), meta=meta,
                                 assets=tuple(names))
-        # the members' validation records, credited as the strategy trades them (see the module's docstring)
-        val_books = books([member_returns(bundle, s.name, train[s.name], s.fit_end, s.cost) for s in pool],
-                          len(MEMBERS))
+        # the members' validation records on the tails' rank half (the stop half stopped the nets), over
+        # the assets traded, credited as the strategy trades them (see the module's docstring)
+        trading = traded(train, config.data)
+        val_books = books([member_returns(bundle, s.name, train[s.name], s.stop_end, s.cost)
+                           for s in pool if s.name in trading], len(MEMBERS))
         val_sharpes = [annual_sharpe(r) for r in val_books]
         meta_inputs = self.meta.inputs(list(MEMBERS), val_sharpes, regime)
         weights, _ = self.meta.weigh(meta_inputs)  # no trust: the core has no sizing or risk net yet
@@ -232,7 +230,9 @@ class PositionTrader:
             line = j * SEED_LINES + k
             warm = self.warm.get(line)
             fits.append(fit_position_net(pool, hyper, seed * SEED_LINES ** 2 + line, length=t.length, hidden=t.hidden,
-                                         heads=t.heads, embed=t.embed, long_only=spec.long_only,
+                                         heads=t.heads, embed=t.embed, burn_in=t.burn_in,
+                                         long_only=spec.long_only,
+                                         loss="direction" if t.loss == "direction" else "sharpe",
                                          epochs=train.max_epochs if warm is not None else train.first_epochs,
                                          patience=train.patience, warm_state=warm, device=str(self.device)))
         return Candidate.of(fits)

@@ -9,6 +9,7 @@ Classical traders learn nothing; they are the baselines run through the same pip
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +21,7 @@ from .diagnostics import neural_segment_metrics
 from .errors import ConfigError
 from .plugin import BuyHold, NeuralStrategy, SmaCross, Tsmom
 from .plugin.classical import VolScaled
-from .position_trader import PositionTrader
+from .position_trader import PositionTrader, core_book_scale
 from .runtime import configure
 from .signals import CLASSICAL_LOOKBACK
 from .splits import Segment
@@ -34,9 +35,11 @@ class ClassicalTrader:
     strategy: type
     params: dict = field(default_factory=dict)
     warmup_bars: int = 1  # bars the indicators need before the first decision (>= 1 to carry state)
+    book: Callable[[dict[str, pd.DataFrame]], float] | None = None  # each feed's share of the book, from the
+                                                                    # train window (None: 1 / the feeds)
 
     def fit(self, train: dict[str, pd.DataFrame], segment: Segment, calendar: pd.DatetimeIndex) -> dict:
-        return dict(self.params)
+        return dict(self.params) | ({"asset_weight": self.book(train)} if self.book is not None else {})
 
     def feedback(self, segment: Segment, result, windows: dict[str, pd.DataFrame]) -> dict:
         return {}
@@ -67,8 +70,10 @@ def classical_trader(name: str, config: Config) -> ClassicalTrader:
         kind = {"long_only": "long_only", "tsmom_ls": "tsmom", "macd": "macd"}[name]
         params = {"kind": kind, "lookback": s.tsmom_lookback, "vol_target": s.vol_target, "vol_span": s.vol_window,
                   "max_leverage": s.max_leverage, "allow_short": s.allow_short}
+        # the core's book: the same share per asset on the same segment (issue #18's review)
         return ClassicalTrader(name, VolScaled, common | params,
-                               momentum.ready_bars(kind, s.tsmom_lookback, s.vol_window) + 1)
+                               momentum.ready_bars(kind, s.tsmom_lookback, s.vol_window) + 1,
+                               book=lambda train: core_book_scale(train, config))
     raise unknown_strategy(name)
 
 

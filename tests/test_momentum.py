@@ -141,18 +141,18 @@ def test_values_do_not_depend_on_where_the_data_starts(close):
 
 def assert_weights_follow_targets(result, frames: dict, targets: dict, cash_buffer: float,
                                   exact_share: float = 1.0) -> int:
-    """On a bar whose target differs from the bar before's (TargetStrategy re-trades only then), the size
-    bought at the next open is target x equity x (1 - cash buffer) / close; otherwise the position is held.
-    So the next bar's weight is that target (or this bar's weight) carried through the day by the price
-    and the equity: exactly on `exact_share` of the bars, within 0.01 on all (with several feeds a purchase
-    is cut to the cash there is, e.g. buying back a short). Returns the number of re-trades checked."""
+    """With no rebalance band VolScaled re-trades every bar whose target differs from the weight held
+    (drift included): the size bought at the next open is target x equity x (1 - cash buffer) / close.
+    So the next bar's weight is that target carried through the day by the price and the equity:
+    exactly on `exact_share` of the bars, within 0.01 on all (with several feeds a purchase is cut to
+    the cash there is, e.g. buying back a short). Returns the number of target changes checked."""
     equity = result.equity
     traded = 0
     for name, frame in frames.items():
         close = frame["close"].reindex(equity.index)
         target = pd.Series(targets[name], index=frame.index).reindex(equity.index)
         changed = target != target.shift(1)
-        start = (target * (1 - cash_buffer)).where(changed, result.weights[name])  # weight after the next fill
+        start = (target * (1 - cash_buffer)).where(target.notna(), result.weights[name])  # weight after the next fill
         expected = (start * close.shift(-1) / close * equity / equity.shift(-1)).shift(1).iloc[1:]
         weight = result.weights[name].iloc[1:]
         exact = np.isclose(weight, expected, rtol=1e-9, atol=1e-12)

@@ -13,7 +13,7 @@ from torch import nn
 from nt_backtrader.errors import ConfigError, DataError
 from nt_backtrader.networks.position import PositionNet
 from nt_backtrader.training.loop import FitResult, Hyper
-from nt_backtrader.training.losses import net_sharpe_loss
+from nt_backtrader.training.losses import net_sharpe_loss, position_direction_loss
 from nt_backtrader.training.position_trainer import (AssetSeries, PositionFit, ensemble, fit_ensemble,
                                                      fit_position_net, positions, sequences,
                                                      validation_sharpe)
@@ -129,18 +129,43 @@ def test_the_loss_is_the_hand_computed_net_sharpe():
     assert expected == pytest.approx(5.9413, abs=1e-4)
 
 
+def test_the_cross_entropy_twin_reads_the_position_as_the_chance_of_a_rise():
+    position = torch.tensor([[0.0, 0.8, -0.5, 0.3]])
+    returns = torch.tensor([[0.01, 0.02, 0.01, -0.03]])
+    mask = torch.tensor([[True, True, True, False]])
+    # p(up) = 0.5, 0.9, 0.25 against rises 1, 1, 1; the masked step is not read
+    expected = -(math.log(0.5) + math.log(0.9) + math.log(0.25)) / 3
+    assert float(position_direction_loss(position, returns, mask)) == pytest.approx(expected, rel=1e-6)
+    # long-only: the sigmoid position is p(up) itself
+    assert float(position_direction_loss(torch.tensor([[0.9]]), torch.tensor([[-0.01]]), torch.tensor([[True]]),
+                                         long_only=True)) == pytest.approx(-math.log(0.1), rel=1e-5)
+    pool = [synthetic(seed, n=300, fit_end=200, val_end=260) for seed in range(2)]
+    options = dict(length=21, hidden=4, heads=2, epochs=2, patience=2)
+    sharpe_fit, ce_fit = (fit_position_net(pool, Hyper(batch_size=4), seed=3, loss=loss, **options)
+                          for loss in ("sharpe", "direction"))
+    assert all(math.isfinite(v) for v in sharpe_fit.result.train_losses + ce_fit.result.train_losses)   # it trained
+    assert sharpe_fit.result.val_losses != ce_fit.result.val_losses      # another loss: other nets after each epoch
+
+
 def test_sequences_cover_each_usable_fit_row_once_and_never_a_label_past_fit_end():
     series = synthetic(0, n=100, fit_end=50, val_end=80)      # inputs NaN in rows 0-18
     data = sequences([series], length=10)
-    # usable fit rows 19..48 (30 rows: the label of row 49 is the first validation return)
-    assert data.x.shape == (3, 10, 2) and data.mask.all()
-    np.testing.assert_array_equal(data.next_returns.numpy().ravel(), series.next_returns[19:49].astype(np.float32))
+    # usable fit rows 19..48 (30 rows: the label of row 49 is the first validation return); with a
+    # burn-in of 1, sequences at 19, 28, 37 and the last aligned to the end, 39-48; row 19 is context only
+    assert data.x.shape == (4, 10, 2) and not data.mask[:, 0].any()
+    counted = np.concatenate([np.arange(s, s + 10)[m] for s, m in zip((19, 28, 37, 39), data.mask.numpy())])
+    np.testing.assert_array_equal(counted, np.arange(20, 49))       # every row but the first, once
+    np.testing.assert_array_equal(data.next_returns[data.mask].numpy(), series.next_returns[20:49].astype(np.float32))
+    wide = sequences([series], length=10, burn_in=4)                # stride 6: at 19, 25, 31, 37 and 39
+    assert wide.x.shape[0] == 5 and wide.mask.sum(dim=1).tolist() == [6, 6, 6, 6, 2]
+    with pytest.raises(ValueError, match="burn_in"):
+        sequences([series], length=10, burn_in=10)
     series.inputs[25] = np.nan                                 # runs 19-24 (too short) and 26-48 (23 rows)
     data = sequences([series, synthetic(1, n=100, fit_end=50, val_end=80)], length=10)
-    # run 26-48: sequences at 26, 36 and the last aligned to the end, 39-48, counting 46-48 only
-    assert data.x.shape[0] == 6 and data.asset.tolist() == [0, 0, 0, 1, 1, 1]
-    assert data.mask[2].tolist() == [False] * 7 + [True] * 3
-    assert int(data.mask[:3].sum()) == 23
+    # run 26-48: sequences at 26, 35 and the last aligned to the end, 39-48, counting 45-48 only
+    assert data.x.shape[0] == 7 and data.asset.tolist() == [0, 0, 0, 1, 1, 1, 1]
+    assert data.mask[2].tolist() == [False] * 6 + [True] * 4
+    assert int(data.mask[:3].sum()) == 22
     with pytest.raises(DataError, match="a0"):
         sequences([synthetic(0, n=100, fit_end=25, val_end=80)], length=10)
     with pytest.raises(DataError, match="validation tail"):
@@ -210,6 +235,7 @@ def test_same_seed_same_weights_and_the_callers_random_stream_untouched():
     assert all(torch.equal(state[k], again[k]) for k in state)
     assert not all(torch.equal(state[k], different[k]) for k in state)
     assert first.val_sharpe == second.val_sharpe
+    assert len(first.result.train_losses) == 2 and all(math.isfinite(v) for v in first.result.train_losses)
 
 
 def test_training_reads_nothing_at_or_after_val_end():
@@ -224,6 +250,22 @@ def test_training_reads_nothing_at_or_after_val_end():
     state, again = clean.net.state_dict(), changed.net.state_dict()
     assert all(torch.equal(state[k], again[k]) for k in state)
     assert changed.result.val_losses == clean.result.val_losses
+
+
+def test_the_stop_half_stops_each_net_and_the_rank_half_scores_it():
+    pool = [synthetic(seed, n=300, fit_end=200, val_end=260) for seed in range(2)]
+    options = dict(length=21, hidden=4, heads=2, epochs=3, patience=3)
+    clean = fit_position_net(pool, Hyper(batch_size=4), seed=3, **options)
+    assert pool[0].part("stop") == (200, 230) and pool[0].part("rank") == (230, 260)
+    assert clean.val_sharpe == validation_sharpe(clean.net, pool, 21, "rank")
+    assert -clean.result.best_val == pytest.approx(validation_sharpe(clean.net, pool, 21, "stop"))
+    for series in pool:   # row 229's label is the first one the stop half does not read
+        series.next_returns[series.stop_end - 1:] *= -1.0
+    changed = fit_position_net(pool, Hyper(batch_size=4), seed=3, **options)
+    state, again = clean.net.state_dict(), changed.net.state_dict()
+    assert all(torch.equal(state[k], again[k]) for k in state)        # the same epochs kept
+    assert changed.result.val_losses == clean.result.val_losses
+    assert changed.val_sharpe != clean.val_sharpe                       # ranked on other returns
 
 
 def test_top_m_keeps_the_best_validation_sharpes_and_averages_their_positions():

@@ -1,6 +1,7 @@
 """The deep-momentum core's training side: PositionTrader's fit and feedback, and the PositionBundle it writes."""
 from __future__ import annotations
 
+import dataclasses
 import types
 
 import numpy as np
@@ -12,8 +13,9 @@ from conftest import with_noise_after
 from nt_backtrader import momentum
 from nt_backtrader.config import Config, override
 from nt_backtrader.errors import CheckpointError, ConfigError
+from nt_backtrader.momentum import held_returns
 from nt_backtrader.position_bundle import PositionBundle, PositionSpec
-from nt_backtrader.position_trader import PositionTrader, held_returns
+from nt_backtrader.position_trader import PositionTrader
 from nt_backtrader.traders import NeuralTrader, make_trader
 from nt_backtrader.walkforward import calendar_of, segments_for, train_frames
 
@@ -167,9 +169,24 @@ def test_a_state_dict_round_trip_gives_the_same_next_fit(universe, config, tmp_p
         assert not np.array_equal(targets(afresh, frame)[654:], targets(going_on, frame)[654:])  # warm starts
 
 
+def test_the_vol_scaled_baselines_trade_the_cores_book(universe, config):
+    calendar, segments = calendar_of(universe), segments_for(universe, config)
+    seg = segments[0]
+    train = train_frames(universe, calendar[seg.train_end])
+    for name in ("long_only", "tsmom_ls", "macd"):
+        trader = make_trader(override(config, **{"strategy.name": name}))
+        assert trader.fit(train, seg, calendar)["asset_weight"] == 0.5                 # as the bundle's book_scale
+        late = {k: v.iloc[-600:] if k == "nasdaq" else v for k, v in train.items()}   # nasdaq: no 655-bar warm-up
+        assert trader.fit(late, seg, calendar)["asset_weight"] == 1.0
+    assert "asset_weight" not in make_trader(override(config, **{"strategy.name": "tsmom"})).fit(
+        train, seg, calendar)                                                         # the classical three: 1 / feeds
+
+
 def test_brackets_are_the_fixed_atr_levels_or_none(universe, first):
     bundle, frame = first[1], universe["sp500"]
-    stop, take = bundle.bracket_atr(*(frame[c].to_numpy() for c in ("open", "high", "low", "close")))
+    assert bundle.spec.risk == "none" and Config().timing.risk_mode == "none"   # the literature's default
+    atr = PositionBundle(dataclasses.replace(bundle.spec, risk="atr"), bundle.net)
+    stop, take = atr.bracket_atr(*(frame[c].to_numpy() for c in ("open", "high", "low", "close")))
     assert np.isnan(stop[:654]).all() and (stop[654:] == 2.0).all() and (take[654:] == 3.0).all()
     none = PositionBundle(PositionSpec(risk="none"), bundle.net)
     assert np.isnan(none.bracket_atr(*(frame[c].to_numpy() for c in ("open", "high", "low", "close")))[0]).all()
@@ -177,6 +194,9 @@ def test_brackets_are_the_fixed_atr_levels_or_none(universe, first):
         PositionSpec(risk="net")
     with pytest.raises(ConfigError, match="timing.risk_mode"):
         override(Config(), **{"timing.risk_mode": "net"})
+    for key, value in (("risk.drawdown_brake", 0.2), ("risk.limits", "learned")):   # not silently ignored
+        with pytest.raises(ConfigError, match=f"'{key}' is not applied by timing.mode 'position'"):
+            override(Config(), **{"timing.mode": "position", key: value})
 
 
 def test_the_position_mode_makes_a_position_trader_and_is_not_the_default(config):

@@ -166,6 +166,14 @@ class TargetStrategy(SegmentStrategy):
         last = self.last_target[data]
         return last is None or abs(target - last) > self.p.rebalance_band * self.weight
 
+    def held_weight(self, data) -> float:
+        """The position's value / equity, in the targets' units (net of the cash buffer kept back)."""
+        return self.getposition(data).size * data.close[0] / (self.account_value() * (1.0 - self.p.cash_buffer))
+
+    def account_value(self) -> float:
+        """The account's value at this close (a strategy with many feeds may read it once per bar)."""
+        return self.broker.getvalue()
+
     def exposure_delta(self, data, target: float) -> float:
         """The size that makes this feed's position value = target x equity at this close."""
         return target * self.broker.getvalue() * (1.0 - self.p.cash_buffer) / data.close[0] - \

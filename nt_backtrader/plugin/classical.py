@@ -135,7 +135,9 @@ class VolScaled(TargetStrategy):
     long_only, tsmom (Moskowitz, Ooi and Pedersen 2012), macd (Baz et al. 2015).
 
     With several feeds each target is scaled by 1 / the number of feeds (the tsmom portfolio: an
-    equal risk budget per asset). allow_short=False clips the positions at 0 (long or flat).
+    equal risk budget per asset) or asset_weight. allow_short=False clips the positions at 0 (long
+    or flat). A feed is re-traded when its target is further than rebalance_band x its share from the
+    weight it holds (drift included), as PositionStrategy trades the core.
 
         cerebro.addstrategy(VolScaled, kind="macd")
     """
@@ -154,3 +156,6 @@ class VolScaled(TargetStrategy):
         if weight != weight:  # NaN while warming up
             return None
         return weight if self.p.allow_short else max(0.0, weight)
+
+    def moved(self, data, target: float) -> bool:
+        return abs(target - self.held_weight(data)) > self.p.rebalance_band * self.weight

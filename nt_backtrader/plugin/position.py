@@ -164,9 +164,8 @@ class PositionStrategy(RiskBrackets, TargetStrategy):
     def moved(self, data, target: float) -> bool:
         return abs(target - self.held_weight(data)) > self.bundles[data].spec.buffer
 
-    def held_weight(self, data) -> float:
-        """The position's value / equity, in the targets' units (net of the cash buffer kept back)."""
-        return self.getposition(data).size * data.close[0] / (self._value * (1.0 - self.p.cash_buffer))
+    def account_value(self) -> float:
+        return self._value  # read once per bar in next(), for every feed
 
     # --- orders and their legs -------------------------------------------------------------------
     def buy(self, data=None, size=None, **kwargs):

@@ -47,11 +47,11 @@ def set_dropout(model: nn.Module, p: float) -> None:
             module.dropout = p
 
 
-def blocks(n: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Consecutive index blocks with a random phase, in random order."""
+def blocks(n: int, size: int, rng: np.random.Generator, min_block: int = MIN_BLOCK) -> list[np.ndarray]:
+    """Consecutive index blocks with a random phase, in random order; blocks under `min_block` are skipped."""
     offset = int(rng.integers(0, size)) if n > size else 0
     edges = [0] + list(range(offset or size, n, size)) + [n]
-    out = [np.arange(a, b) for a, b in zip(edges, edges[1:]) if b - a >= min(MIN_BLOCK, n)]
+    out = [np.arange(a, b) for a, b in zip(edges, edges[1:]) if b - a >= min(min_block, n)]
     rng.shuffle(out)
     return out
 
@@ -62,8 +62,10 @@ def _finite(model: nn.Module) -> bool:
 
 def fit(model: nn.Module, n_fit: int, batch_loss: Callable[[nn.Module, np.ndarray], torch.Tensor],
         val_loss: Callable[[nn.Module], float], hyper: Hyper, epochs: int, patience: int,
-        rng: np.random.Generator, grad_clip: float = 1.0, epoch_samples: int | None = None) -> FitResult:
+        rng: np.random.Generator, grad_clip: float = 1.0, epoch_samples: int | None = None,
+        min_block: int = MIN_BLOCK) -> FitResult:
     """Train `model` on index blocks of [0, n_fit); keep the weights with the best validation loss.
+    Blocks of fewer than `min_block` indices are skipped (a batch's Sharpe needs enough steps).
 
     With `epoch_samples`, an epoch visits a random share of the blocks worth about that many
     rows, so that a pooled universe costs little more per epoch than one asset; each epoch
@@ -86,7 +88,7 @@ def fit(model: nn.Module, n_fit: int, batch_loss: Callable[[nn.Module, np.ndarra
     for _ in range(epochs):
         model.train()
         losses = []
-        chosen = blocks(n_fit, hyper.batch_size, rng)
+        chosen = blocks(n_fit, hyper.batch_size, rng, min_block)
         if epoch_samples and n_fit > epoch_samples:
             chosen = chosen[:max(1, math.ceil(epoch_samples / hyper.batch_size))]
         for idx in chosen:

@@ -50,6 +50,15 @@ def net_sharpe_loss(position: torch.Tensor, next_returns: torch.Tensor, vol_scal
     return -sharpe(net[mask])
 
 
+def position_direction_loss(position: torch.Tensor, next_returns: torch.Tensor, mask: torch.Tensor,
+                            long_only: bool = False) -> torch.Tensor:
+    """The cross-entropy twin of net_sharpe_loss (the ablation's; DMN's classification loss): the
+    position read as P(the next return is up), (position + 1) / 2 for a tanh net, the position
+    itself for a long-only (sigmoid) one, scored against the sign of the next return."""
+    p_up = position if long_only else (position + 1.0) / 2.0
+    return F.binary_cross_entropy(p_up[mask].clamp(1e-6, 1 - 1e-6), (next_returns[mask] > 0).float())
+
+
 def sizing_loss(fraction: torch.Tensor, confidence: torch.Tensor, multiplier: torch.Tensor,
                 returns: torch.Tensor, anchor: float) -> torch.Tensor:
     """Minus the Sharpe of sized returns, an anchor holding the mean multiplier near 1 (the

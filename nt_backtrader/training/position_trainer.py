@@ -4,9 +4,14 @@ portfolio's net Sharpe, one fit per seed, and the top-M of K seed ensemble.
 Arrays in, nets out: the inputs, next-day returns and volatility scales come from
 nt_backtrader.momentum; nothing here reads prices, dates aside.
 
-Rows are bars. A row's label r_{t+1} reads one bar ahead, so a fit row is one with
-row + 1 < fit_end and a validation row one with fit_end <= row and row + 1 < val_end:
+Rows are bars. A row's label reads `reach` bars ahead (the trader's: open[t+2] / open[t+1] - 1,
+what a weight decided on bar t's close earns once filled at the next open), so a fit row is one
+with row + reach < fit_end and a validation row one with fit_end <= row and row + reach < val_end:
 no fit label reaches the validation tail, no label at all reaches val_end.
+
+The validation tail has two parts with one job each: its first half early-stops each net, its
+second half ranks the nets for the top-M ensemble (and the candidates for the tuner), so the
+Sharpe a net is chosen by is not the one its stopping epoch was chosen by.
 """
 from __future__ import annotations
 
@@ -17,14 +22,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .. import momentum
 from ..errors import DataError
 from ..features import windows
 from ..networks.position import PositionEnsemble, PositionNet
 from .loop import FitResult, Hyper, fit
-from .losses import net_sharpe_loss, sharpe
+from .losses import net_sharpe_loss, position_direction_loss, sharpe
 
-LABEL_REACH = 1   # r_{t+1}: a row's label reads the next bar
 PAD_TO = 64       # decision batches are padded to a multiple of this (see positions)
+MIN_SEQUENCES = 4  # a batch of fewer sequences is skipped; 4 of 63 bars give the loss about 250 steps
 
 
 @dataclass
@@ -39,10 +45,21 @@ class AssetSeries:
     dates: np.ndarray         # (n,) datetime64
     fit_end: int              # rows < fit_end are the fit part
     val_end: int              # rows in [fit_end, val_end) are the validation tail
+    reach: int = 1            # bars a row's label reads ahead (1: r_{t+1} close to close; the trader's: 2)
+
+    @property
+    def stop_end(self) -> int:
+        """The validation tail's first part [fit_end, stop_end) early-stops; [stop_end, val_end) ranks."""
+        return self.fit_end + (self.val_end - self.fit_end) // 2
+
+    def part(self, name: str) -> tuple[int, int]:
+        """(start, end) rows of the validation tail's part: "stop", "rank" or the whole "tail"."""
+        return {"stop": (self.fit_end, self.stop_end), "rank": (self.stop_end, self.val_end),
+                "tail": (self.fit_end, self.val_end)}[name]
 
     def usable(self, start: int, end: int) -> np.ndarray:
         """Rows in [start, end) whose inputs and labels are finite and whose label stays before end."""
-        rows = np.arange(start, max(start, end - LABEL_REACH))
+        rows = np.arange(start, max(start, end - self.reach))
         finite = (np.isfinite(self.inputs[rows]).all(axis=1) & np.isfinite(self.next_returns[rows])
                   & np.isfinite(self.vol_scale[rows]))
         return rows[finite]
@@ -72,10 +89,11 @@ def runs(rows: np.ndarray) -> list[np.ndarray]:
     return np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1) if len(rows) else []
 
 
-def sequence_starts(n: int, length: int, stride: int) -> list[tuple[int, int]]:
+def sequence_starts(n: int, length: int, stride: int, burn_in: int = 1) -> list[tuple[int, int]]:
     """(start, first counted step) of each sequence over n consecutive rows: every `stride`
-    rows, the last one aligned to the end; the steps an earlier sequence already counted serve
-    as context only, so each row enters the loss once."""
+    rows, the last one aligned to the end. The first `burn_in` steps of every sequence, and the
+    steps an earlier sequence already counted, serve as context only, so each row enters the loss
+    at most once, and always with a previous step whose weight change it pays."""
     if n < length:
         return []
     starts = list(range(0, n - length + 1, stride))
@@ -83,19 +101,22 @@ def sequence_starts(n: int, length: int, stride: int) -> list[tuple[int, int]]:
         starts.append(n - length)
     counted, out = 0, []
     for start in starts:
-        out.append((start, counted - start))
+        out.append((start, max(counted - start, burn_in)))
         counted = start + length
     return out
 
 
-def sequences(pool: list[AssetSeries], length: int, stride: int | None = None) -> Sequences:
-    """The fit part of every asset cut into sequences of `length` consecutive usable rows,
-    `stride` apart (default `length`: non-overlapping, as the literature)."""
-    stride = stride or length
+def sequences(pool: list[AssetSeries], length: int, burn_in: int = 1) -> Sequences:
+    """The fit part of every asset cut into sequences of `length` consecutive usable rows that
+    overlap by `burn_in` rows: those are context, so every row but a run's first `burn_in`
+    enters the loss once, with at least `burn_in` bars before it in its sequence."""
+    if not 1 <= burn_in < length:
+        raise ValueError(f"burn_in must be in [1, {length}), got {burn_in}")
+    stride = length - burn_in
     parts = {key: [] for key in ("x", "r", "v", "cost", "mask", "asset")}
     for index, series in enumerate(pool):
         for run in runs(series.usable(0, series.fit_end)):
-            for start, first in sequence_starts(len(run), length, stride):
+            for start, first in sequence_starts(len(run), length, stride, burn_in):
                 rows = run[start:start + length]
                 parts["x"].append(series.inputs[rows])
                 parts["r"].append(series.next_returns[rows])
@@ -142,30 +163,30 @@ def positions(net: PositionNet | PositionEnsemble, series_inputs: np.ndarray, ro
     return out
 
 
-def validation_returns(net: torch.nn.Module, series: AssetSeries, length: int,
-                       asset_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """(dates, daily net returns) of one asset over its validation tail, traded by `positions`:
-    w = position x vol_scale, net = w x r - cost x |change of w|. The first change is measured
-    from the position at the last fit row; a row without a position is flat."""
-    rows = series.usable(series.fit_end, series.val_end)
+def validation_returns(net: torch.nn.Module, series: AssetSeries, length: int, asset_id: int,
+                       part: str = "tail") -> tuple[np.ndarray, np.ndarray]:
+    """(dates, daily net returns) of one asset over a part of its validation tail, traded by
+    `positions` as momentum.net_returns books it. The first change is measured from the position
+    at the bar before the part; a row without a position is flat."""
+    start, end = series.part(part)
+    rows = series.usable(start, end)
     if len(rows) == 0:
         return series.dates[:0], np.zeros(0)
-    held = np.arange(series.fit_end - 1, rows[-1] + 1)          # the bar before the tail, then the tail
+    held = np.arange(start - 1, rows[-1] + 1)                   # the bar before the part, then the part
     weight = np.zeros(len(held))                                # no position (or no bar): flat
     inside = held >= 0
     weight[inside] = positions(net, series.inputs, held[inside], length, asset_id) * series.vol_scale[held[inside]]
-    weight = np.nan_to_num(weight, nan=0.0)
-    change = np.abs(np.diff(weight))                            # (len(held) - 1,) change at held[1:]
-    at = rows - series.fit_end                                  # index of each row in held[1:]
-    net_returns = weight[at + 1] * series.next_returns[rows] - series.cost * change[at]
-    return series.dates[rows], net_returns
+    earned = np.full(len(held), np.nan)
+    earned[rows - held[0]] = series.next_returns[rows]
+    returns = momentum.net_returns(np.nan_to_num(weight), earned, series.cost)
+    return series.dates[rows], returns[rows - held[0]]
 
 
-def validation_sharpe(net: torch.nn.Module, pool: list[AssetSeries], length: int) -> float:
-    """Annualised Sharpe of the validation portfolio: each date the mean net return of the assets
-    that trade that date (calendars differ). NaN with fewer than two dates. An asset's index in
-    the pool is its id for a net with an asset embedding."""
-    dated = [validation_returns(net, series, length, index) for index, series in enumerate(pool)]
+def validation_sharpe(net: torch.nn.Module, pool: list[AssetSeries], length: int, part: str = "tail") -> float:
+    """Annualised Sharpe of the validation portfolio over a part of the tails: each date the mean
+    net return of the assets that trade that date (calendars differ). NaN with fewer than two
+    dates. An asset's index in the pool is its id for a net with an asset embedding."""
+    dated = [validation_returns(net, series, length, index, part) for index, series in enumerate(pool)]
     dates = np.concatenate([d for d, _ in dated])
     if len(dates) == 0:
         return math.nan
@@ -180,25 +201,28 @@ class PositionFit:
     """One trained net, what it scored on the validation tail and what it was trained with."""
 
     net: PositionNet
-    val_sharpe: float      # the validation portfolio's net Sharpe at the kept weights (-inf: none finite)
+    val_sharpe: float      # the validation portfolio's net Sharpe on the tails' rank part, at the kept weights
     result: FitResult
     seed: int
     hyper: Hyper
 
 
 def fit_position_net(pool: list[AssetSeries], hyper: Hyper, seed: int, *, length: int = 63,
-                     stride: int | None = None, hidden: int = 16, heads: int = 4, embed: int = 0,
-                     long_only: bool = False, epochs: int = 30, patience: int = 5,
+                     burn_in: int = 1, hidden: int = 16, heads: int = 4, embed: int = 0,
+                     long_only: bool = False, loss: str = "sharpe", epochs: int = 30, patience: int = 5,
                      epoch_samples: int | None = None, warm_state: dict | None = None,
                      device: str = "cpu") -> PositionFit:
     """One position net pooled over every asset's fit part, early-stopped on the validation
-    portfolio's net Sharpe through the shared loop. `hyper.batch_size` and `epoch_samples` count
-    sequences. Everything random (initial weights, dropout, batch order) follows `seed`; on CPU
+    portfolio's net Sharpe over the tails' stop part through the shared loop, scored on their
+    rank part. `hyper.batch_size` and `epoch_samples` count
+    sequences. `loss` "direction" trains the cross-entropy twin instead of the net Sharpe (the
+    ablation's; early stopping and ranking stay on the net Sharpe). Everything random (initial weights, dropout, batch order) follows `seed`; on CPU
     two fits with the same arguments give the same weights."""
-    if not any(len(series.usable(series.fit_end, series.val_end)) for series in pool):
-        raise DataError(f"no asset of the pool ({', '.join(s.name for s in pool)}) has a usable bar in its "
-                        f"validation tail: give more history or a longer validation tail")
-    data = sequences(pool, length, stride).to(device)
+    for part in ("stop", "rank"):
+        if not any(len(series.usable(*series.part(part))) for series in pool):
+            raise DataError(f"no asset of the pool ({', '.join(s.name for s in pool)}) has a usable bar in the "
+                            f"{part} half of its validation tail: give more history or a longer validation tail")
+    data = sequences(pool, length, burn_in).to(device)
     # fork_rng: seeding here must not move the caller's global torch stream
     with torch.random.fork_rng(devices=None if torch.device(device).type == "cuda" else []):
         torch.manual_seed(seed)
@@ -211,15 +235,17 @@ def fit_position_net(pool: list[AssetSeries], hyper: Hyper, seed: int, *, length
         def batch_loss(model, idx: np.ndarray) -> torch.Tensor:
             idx = torch.as_tensor(idx, device=device)
             position = model(data.x[idx], data.asset[idx])                          # (b, L)
+            if loss == "direction":
+                return position_direction_loss(position, data.next_returns[idx], data.mask[idx], long_only)
             return net_sharpe_loss(position, data.next_returns[idx], data.vol_scale[idx], data.cost[idx],
                                    data.mask[idx])
 
         def val_loss(model) -> float:
-            return -validation_sharpe(model, pool, length)
+            return -validation_sharpe(model, pool, length, "stop")
 
         result = fit(net, len(data), batch_loss, val_loss, hyper, epochs, patience,
-                     np.random.default_rng(seed), epoch_samples=epoch_samples)
-    return PositionFit(net, -result.best_val, result, seed, hyper)
+                     np.random.default_rng(seed), epoch_samples=epoch_samples, min_block=MIN_SEQUENCES)
+    return PositionFit(net, validation_sharpe(net, pool, length, "rank"), result, seed, hyper)
 
 
 def ensemble(fits: list[PositionFit], top_m: int) -> PositionEnsemble:
