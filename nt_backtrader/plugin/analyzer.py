@@ -71,7 +71,9 @@ class PnLFeedback(bt.Analyzer):
         return self.rets
 
     def _analyse(self) -> dict:
-        dates = pd.DatetimeIndex([bt.num2date(d).date() for d in self.dates], name="date")
+        # datetime64[ns], as the fills and orders tables and a checkpoint's restored returns: pandas 3 makes an
+        # index of dates datetime64[s], so a resumed walk-forward's index (ns) would differ from a straight one's
+        dates = pd.DatetimeIndex([bt.num2date(d).date() for d in self.dates], name="date").as_unit("ns")
         names = [asset_name(d) for d in self.strategy.datas]
         values = pd.Series(self.values, index=dates, dtype=float)
         # The first trading bar's return is measured from the bar before it (the last warm-up
