@@ -5,7 +5,7 @@ A feed's target weight (position value / equity), decided on each bar's close fr
     blend of the members' positions (the meta-learner's weights over MEMBERS: the top-M position
     ensemble and the classical tsmom and macd positions of momentum.py), in [-1, 1]
     x vol_scale (sigma_target / ex-ante sigma_t, capped at max_leverage)
-    x the sizing multiplier (1.0: the sizing net of the core comes in a later step of #18)
+    x the sizing net's multiplier (training/position_sizer.py; 1 without one)
     x book_scale (1 / the number of traded assets: the tsmom portfolio, averaged over the assets)
 
 clipped to +-max_weight (at 0 from below when long-only). Its brackets (stop and take-profit
@@ -18,13 +18,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from . import momentum
 from .checkpoint import FORMAT_VERSION, atomic_torch_save, check_payload, digest, load_payload
 from .errors import CheckpointError, ConfigError
 from .features import average_true_range
 from .networks.position import PositionEnsemble, PositionNet
+from .networks.sizing import PositionSizingNet
 from .timeframe import DAILY
+from .training.position_sizer import multipliers, sizing_state
 from .training.position_trainer import positions
 
 KIND = "nt_backtrader.position_bundle"
@@ -77,19 +80,27 @@ def net_args(net: PositionNet) -> dict:
             "embed": embedding.embedding_dim if embedding is not None else 0, "long_only": net.long_only}
 
 
+def sizer_args(net: PositionSizingNet) -> dict:
+    """The keywords that rebuild an empty PositionSizingNet of this shape."""
+    first = net.body[0]
+    return {"n_inputs": first.in_features, "hidden": first.out_features, "max_multiplier": float(net.max_multiplier)}
+
+
 @dataclass
 class PositionBundle:
     spec: PositionSpec
     net: PositionEnsemble                  # the top-M position nets, averaged
     weights: tuple[float, ...] = (1 / 3, 1 / 3, 1 / 3)  # the meta-learner's weights of MEMBERS, summing to 1
     book_scale: float = 1.0                # 1 / the number of traded assets
-    multiplier: float = 1.0                # the sizing net's multiplier: 1 until it is trained (a later step)
+    sizer: PositionSizingNet | None = None  # the sizing net; None: a multiplier of 1 (its twin)
     timeframe: tuple[str, int] = DAILY
     meta: dict = field(default_factory=dict)  # provenance: source, assets, train window, segment
     assets: tuple[str, ...] = ()           # pool order: an asset's index is its id for a net with an embedding
 
     def __post_init__(self):
         self.net.eval()
+        if self.sizer is not None:
+            self.sizer.eval()
 
     @property
     def warmup_bars(self) -> int:
@@ -104,12 +115,15 @@ class PositionBundle:
                               f"feed '{asset}' is none of them: name the feed after one, or train on it")
         return self.assets.index(asset)
 
-    def member_positions(self, close, asset: str | None = None, rows: np.ndarray | None = None) -> np.ndarray:
+    def member_positions(self, close, asset: str | None = None, rows: np.ndarray | None = None,
+                         inputs: np.ndarray | None = None) -> np.ndarray:
         """(len(MEMBERS), len(rows)) each member's position in [-1, 1] ([0, 1] long-only) decided on each
-        row's close (default: every bar), from bars <= row only; NaN before a member's warm-up."""
+        row's close (default: every bar), from bars <= row only; NaN before a member's warm-up.
+        `inputs`: momentum.inputs(close), when the caller has them."""
         close = np.asarray(close, dtype=float)
         rows = np.arange(len(close)) if rows is None else np.asarray(rows, dtype=int)
-        neural = positions(self.net, momentum.inputs(close), rows, self.spec.length, self.asset_id(asset))
+        inputs = momentum.inputs(close) if inputs is None else inputs
+        neural = positions(self.net, inputs, rows, self.spec.length, self.asset_id(asset))
         classical = np.stack([momentum.tsmom(close, self.spec.tsmom_lookback), momentum.macd(close)])[:, rows]
         if self.spec.long_only:  # the net's sigmoid is already in [0, 1]
             classical = np.maximum(classical, 0.0)
@@ -118,14 +132,22 @@ class PositionBundle:
     def target_weights(self, open_, high, low, close, asset: str | None = None) -> np.ndarray:
         """(n,) the signed target weight decided on each bar's close, from bars <= t only; NaN before
         the warm-up (and where a member has no position)."""
-        close = np.asarray(close, dtype=float)
+        unsized, state = self.unsized_weights(close, asset)
+        with torch.no_grad():
+            multiplier = multipliers(self.sizer, state).double().numpy()
         spec = self.spec
-        blended = np.asarray(self.weights) @ self.member_positions(close, asset)                   # (n,)
-        scale = momentum.vol_scale(close, spec.vol_target, spec.vol_span, spec.max_leverage)
-        weight = np.clip(blended * scale * self.multiplier * self.book_scale,
-                         0.0 if spec.long_only else -spec.max_weight, spec.max_weight)
+        weight = np.clip(unsized * multiplier, 0.0 if spec.long_only else -spec.max_weight, spec.max_weight)
         weight[:spec.warmup_bars - 1] = np.nan
         return weight
+
+    def unsized_weights(self, close, asset: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """((n,) the target weight before the sizing net's multiplier and the limits, (n, k) the sizing
+        net's state) on each bar, from bars <= t only: what the sizing net reads and scales."""
+        close = np.asarray(close, dtype=float)
+        spec, inputs = self.spec, momentum.inputs(close)
+        blended = np.asarray(self.weights) @ self.member_positions(close, asset, inputs=inputs)     # (n,)
+        scale = momentum.vol_scale(close, spec.vol_target, spec.vol_span, spec.max_leverage)
+        return blended * scale * self.book_scale, sizing_state(blended, inputs)
 
     def bracket_atr(self, open_, high, low, close, asset: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(n,) each: the stop and take-profit distances, in ATRs (features.average_true_range), of a
@@ -143,7 +165,10 @@ class PositionBundle:
             "format_version": FORMAT_VERSION, "kind": KIND, "spec": asdict(self.spec),
             "inputs": list(momentum.INPUTS), "args": net_args(self.net.nets[0]),
             "members": list(MEMBERS), "weights": [float(w) for w in self.weights],
-            "book_scale": float(self.book_scale), "multiplier": float(self.multiplier),
+            "book_scale": float(self.book_scale),
+            "sizer": {} if self.sizer is None else {
+                "args": sizer_args(self.sizer),
+                "state": {k: v.detach().cpu().clone() for k, v in self.sizer.state_dict().items()}},
             "timeframe": [str(self.timeframe[0]), int(self.timeframe[1])], "meta": dict(self.meta),
             "assets": list(self.assets),
             "ensemble": {"val_sharpes": [float(v) for v in self.net.val_sharpes],
@@ -170,9 +195,13 @@ class PositionBundle:
                 net = PositionNet(dropout=0.0, **payload["args"])
                 net.load_state_dict(state)
                 nets.append(net)
+            sizer = None
+            if payload["sizer"]:
+                sizer = PositionSizingNet(**payload["sizer"]["args"])
+                sizer.load_state_dict(payload["sizer"]["state"])
             return cls(PositionSpec(**payload["spec"]),
                        PositionEnsemble(nets, [float(v) for v in ensemble["val_sharpes"]], list(ensemble["seeds"])),
-                       tuple(payload["weights"]), float(payload["book_scale"]), float(payload["multiplier"]),
+                       tuple(payload["weights"]), float(payload["book_scale"]), sizer,
                        (str(payload["timeframe"][0]), int(payload["timeframe"][1])), dict(payload["meta"]),
                        tuple(payload["assets"]))
         except (KeyError, TypeError, IndexError, RuntimeError) as exc:

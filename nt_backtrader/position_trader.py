@@ -37,11 +37,13 @@ from .runtime import configure
 from .splits import Segment
 from .training.loop import FitResult, Hyper
 from .training.meta import Meta, annual_sharpe, equal_weight
+from .training.position_sizer import Window, fit_sizer
 from .training.position_trainer import AssetSeries, PositionFit, ensemble, fit_position_net, positions
 from .training.trainer import cpu_state
 from .training.tuner import Tuner
 
 SEED_LINES = 8  # candidate j's seed k continues line j * SEED_LINES + k (config: at most 8 of each)
+SIZING_WINDOWS = 5  # realized test windows the sizing net learns from: the latest five years
 RET_63D = momentum.INPUTS.index("ret_63d")
 
 
@@ -107,6 +109,25 @@ def member_returns(bundle: PositionBundle, name: str, frame: pd.DataFrame, start
     return frame.index.to_numpy()[rows[keep]], momentum.net_returns(weight, earned, cost)[:, keep]
 
 
+def realized_window(bundle: PositionBundle, windows: dict[str, pd.DataFrame], first_test, costs: dict) -> Window:
+    """The sizing net's record of a traded test window: per asset and day from `first_test`, the bundle's
+    sizing state, its weight before the multiplier and what that weight earned (open to open)."""
+    parts = []
+    for name, frame in windows.items():
+        start = int(frame.index.searchsorted(first_test))
+        frame = frame.iloc[max(0, start - bundle.warmup_bars):]       # the bars the positions read, no more
+        start = int(frame.index.searchsorted(first_test))
+        unsized, state = bundle.unsized_weights(frame["close"].to_numpy(dtype=float), name)
+        earned = momentum.held_returns(frame["open"].to_numpy(dtype=float))
+        rows = np.arange(start, len(frame))
+        rows = rows[np.isfinite(earned[rows]) & np.isfinite(unsized[rows]) & np.isfinite(state[rows]).all(axis=1)]
+        first = np.zeros(len(rows), dtype=bool)
+        first[:1] = True
+        parts.append((state[rows], unsized[rows], earned[rows], np.full(len(rows), costs[name]),
+                      frame.index.to_numpy()[rows].astype("datetime64[D]").astype(np.int64), first))
+    return Window(*(np.concatenate([part[k] for part in parts]) for k in range(6)))
+
+
 def books(parts: list[tuple[np.ndarray, np.ndarray]], members: int) -> np.ndarray:
     """(members, T) each member's equal-weight book over the assets (per date, the mean of those trading)."""
     parts = [(dates, returns) for dates, returns in parts if len(dates)]
@@ -148,6 +169,7 @@ class PositionTrader:
             self.tuner = Tuner(config.tuner, config.train, config.timing.dropout)
             self.meta = Meta(config.meta)
         self.warm: dict[int, dict] = {}   # seed line -> the weights its net ended the last segment with
+        self.realized: list[Window] = []  # the latest SIZING_WINDOWS test windows traded: the sizing net's data
         self.pending: dict | None = None  # what feedback needs of the last fit
         self.last_fit: dict = {}
 
@@ -193,7 +215,9 @@ class PositionTrader:
         meta = {"source": self.source, "assets": names, "segment": segment.index,
                 "train_start": str(calendar[segment.train_start].date()),
                 "train_end": str(max(frame.index[-1] for frame in train.values()).date())}
-        bundle = PositionBundle(spec, net, book_scale=book_scale,
+        sizer, sizer_info = (fit_sizer(self.realized, seed, config.sizing.hidden, config.sizing.max_multiplier,
+                                       config.sizing.anchor) if config.sizing.enabled else (None, {}))
+        bundle = PositionBundle(spec, net, book_scale=book_scale, sizer=sizer,
                                 timeframe=timeframe.of_index(calendar[:segment.train_end]), meta=meta,
                                 assets=tuple(names))
         # the members' validation records on the tails' rank half (the stop half stopped the nets), over
@@ -219,7 +243,7 @@ class PositionTrader:
                                         for p, c in zip(proposals, candidates)],
                          "ensemble_seeds": list(net.seeds), "ensemble_val_sharpes": list(net.val_sharpes),
                          "weights": dict(zip(MEMBERS, bundle.weights)), "val_sharpes": dict(zip(MEMBERS, val_sharpes)),
-                         **tuner_info}
+                         **sizer_info, **tuner_info}
         return {"bundle": bundle, "cash_buffer": config.backtest.cash_buffer}
 
     def candidate(self, pool: list[AssetSeries], j: int, hyper: Hyper, seed: int, spec: PositionSpec) -> Candidate:
@@ -250,17 +274,20 @@ class PositionTrader:
         meta_info = self.meta.update(pending["meta_inputs"], list(MEMBERS), realized[:len(MEMBERS)],
                                      np.zeros((0, 2)), np.zeros((0, 2)))
         candidate_sharpe = annual_sharpe(realized[-1])
+        self.realized = (self.realized + [realized_window(bundle, windows, first_test, costs)])[-SIZING_WINDOWS:]
         tuner_info = self.tuner.learn_from_outcome(pending["state"], pending["proposal"], candidate_sharpe)
         return self.last_fit | {"member_oos_sharpes": meta_info.pop("member_sharpes"),
                                 "candidate_oos_sharpe": candidate_sharpe, **meta_info, **tuner_info}
 
     def state_dict(self) -> dict:
-        return {"tuner": self.tuner.state_dict(), "meta": self.meta.state_dict(), "warm": dict(self.warm)}
+        return {"tuner": self.tuner.state_dict(), "meta": self.meta.state_dict(), "warm": dict(self.warm),
+                "realized": [window.to_state() for window in self.realized]}
 
     def load_state_dict(self, state: dict) -> None:
         self.tuner.load_state_dict(state["tuner"])
         self.meta.load_state_dict(state["meta"])
         self.warm = {int(line): weights for line, weights in state["warm"].items()}
+        self.realized = [Window.from_state(window) for window in state.get("realized", [])]
 
 
 def last_vol(frame: pd.DataFrame, spec: PositionSpec) -> float:

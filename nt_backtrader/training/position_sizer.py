@@ -1,0 +1,118 @@
+"""The core's sizing net: a multiplier on each feed's target weight, learned from the realized test
+windows of earlier segments only.
+
+Its state on bar t (sizing_state) is what the bundle computes when it trades: the blended position
+of the members and four of momentum.py's inputs, all from bars <= t. What it learns from is the
+record of the walk-forward's own past test windows (the analyzer's feedback): per traded asset and
+day, that state, the weight the bundle targeted before any multiplier and the open-to-open return
+that weight earned. No row of the window being traded, nor of the train window's in-sample fits,
+reaches it: the positions it sees are out of sample, as the ones it will scale.
+
+The net (PositionSizingNet's multiplier, 1 at initialisation, in [0, max_multiplier]) is trained on
+all but the newest recorded window, for minus the Sharpe of the book's daily net return plus an
+anchor holding the mean multiplier near 1, early-stopped on the newest window, and kept only if it
+beats the multiplier of 1 there; otherwise the bundle trades without it (the twin).
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .. import momentum
+from ..networks.sizing import PositionSizingNet
+from .losses import sharpe
+
+STATE_INPUTS = ("ret_21d", "ret_252d", "macd_16_48", "vol_ratio")   # of momentum.INPUTS, beside the position
+STATE_COLUMNS = ("position", "abs_position") + STATE_INPUTS
+COLUMNS = [momentum.INPUTS.index(name) for name in STATE_INPUTS]
+STEPS, CHECK_EVERY, LR, WEIGHT_DECAY = 300, 10, 1e-2, 1e-3
+
+
+def sizing_state(blended: np.ndarray, inputs: np.ndarray) -> np.ndarray:
+    """(n, len(STATE_COLUMNS)) the sizing net's state on each bar: the members' blended position, its
+    size, and momentum.py's inputs named in STATE_INPUTS (already causal and winsorised)."""
+    return np.column_stack([blended, np.abs(blended), inputs[:, COLUMNS]])
+
+
+@dataclass
+class Window:
+    """One realized test window of the traded assets, rows stacked asset by asset in date order."""
+
+    state: np.ndarray    # (n, len(STATE_COLUMNS))
+    weight: np.ndarray   # (n,) the target weight before the multiplier (book scale included)
+    earned: np.ndarray   # (n,) what that weight earned: the next open to the open after
+    cost: np.ndarray     # (n,) per-side cost of the asset
+    day: np.ndarray      # (n,) int, the row's date as days since 1970 (assets share a day)
+    first: np.ndarray    # (n,) bool, the asset's first row in the window: no previous weight to change from
+
+    def to_state(self) -> dict:
+        return {k: torch.as_tensor(v) for k, v in vars(self).items()}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Window":
+        return cls(**{k: v.numpy() for k, v in state.items()})
+
+
+def book_returns(multiplier: torch.Tensor, w: Window) -> torch.Tensor:
+    """(days,) the book's net return each day of the window with these multipliers (n,)."""
+    weight = multiplier * torch.as_tensor(w.weight, dtype=torch.float32)
+    change = torch.abs(weight - torch.cat([weight[:1], weight[:-1]]))
+    change = torch.where(torch.as_tensor(w.first), torch.zeros_like(change), change)
+    net = weight * torch.as_tensor(w.earned, dtype=torch.float32) - torch.as_tensor(w.cost, dtype=torch.float32) * change
+    days, index = np.unique(w.day, return_inverse=True)
+    return torch.zeros(len(days)).index_add(0, torch.as_tensor(index), net)
+
+
+def window_sharpe(net: PositionSizingNet | None, w: Window) -> float:
+    with torch.no_grad():
+        return float(sharpe(book_returns(multipliers(net, w.state), w)))
+
+
+def multipliers(net: PositionSizingNet | None, state: np.ndarray) -> torch.Tensor:
+    """(n,) the net's multiplier per row (1 without a net, and on a row whose state is not finite)."""
+    x = torch.as_tensor(state, dtype=torch.float32)
+    finite = torch.isfinite(x).all(dim=1)
+    if net is None:
+        return torch.ones(len(x))
+    out = net(torch.nan_to_num(x), torch.ones(len(x)))[2]
+    return torch.where(finite, out, torch.ones_like(out))
+
+
+def fit_sizer(windows: list[Window], seed: int, hidden: int, max_multiplier: float,
+              anchor: float) -> tuple[PositionSizingNet | None, dict]:
+    """A sizing net trained on every window but the newest and early-stopped on the newest; None (the
+    multiplier 1) when fewer than two windows are recorded or it does not beat 1 on the newest."""
+    info = {"sizer_windows": len(windows), "sizer_kept": False}
+    if len(windows) < 2:
+        return None, info
+    train, check = windows[:-1], windows[-1]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = PositionSizingNet(len(STATE_COLUMNS), hidden, max_multiplier=max_multiplier)
+    opt = torch.optim.AdamW(net.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
+    twin = window_sharpe(None, check)
+    best, best_state = -math.inf, None
+    for step in range(1, STEPS + 1):
+        returns, means = [], []
+        for w in train:
+            m = multipliers(net, w.state)
+            returns.append(book_returns(m, w))
+            means.append(m.mean())
+        loss = -sharpe(torch.cat(returns)) + anchor * (torch.stack(means).mean() - 1.0) ** 2
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % CHECK_EVERY == 0:
+            score = window_sharpe(net, check)
+            if score > best:
+                best, best_state = score, copy.deepcopy(net.state_dict())
+    info |= {"sizer_check_sharpe": best, "sizer_twin_sharpe": twin}
+    if best_state is None or not best > twin:
+        return None, info
+    net.load_state_dict(best_state)
+    net.eval()
+    return net, info | {"sizer_kept": True}
