@@ -105,8 +105,9 @@ def test_a_sizer_learns_to_cut_the_rows_that_lose_and_is_kept():
     net, info = fit_sizer(windows, seed=1, hidden=8, max_multiplier=2.0, anchor=5.0)
     assert net is not None and not net.training and info["sizer_kept"] and info["sizer_windows"] == 4
     assert info["sizer_check_sharpe"] > info["sizer_twin_sharpe"] + 3.0
-    assert info["sizer_twin_sharpe"] == window_sharpe(None, windows[-1])
-    assert info["sizer_check_sharpe"] == window_sharpe(net, windows[-1])   # the net kept is the one checked
+    gate = windows[-1].split()[1]                              # the newest window's second half
+    assert info["sizer_twin_sharpe"] == window_sharpe(None, gate)
+    assert info["sizer_check_sharpe"] == window_sharpe(net, gate)   # the net kept is the one gated
     unseen = synthetic(9, True)
     with torch.no_grad():
         m = multipliers(net, unseen.state).numpy()
@@ -125,10 +126,23 @@ def test_a_sizer_learns_to_cut_the_rows_that_lose_and_is_kept():
 def test_on_noise_a_sizer_is_kept_only_if_it_beats_the_multiplier_one_on_the_newest_window(seed):
     windows = [synthetic(10 * seed + k, False) for k in range(3)]
     net, info = fit_sizer(windows, seed=seed, hidden=8, max_multiplier=2.0, anchor=5.0)
-    assert info["sizer_twin_sharpe"] == window_sharpe(None, windows[-1])
+    gate = windows[-1].split()[1]          # gated on a half its early stop did not read
+    assert info["sizer_twin_sharpe"] == window_sharpe(None, gate)
     assert info["sizer_kept"] == (net is not None) == (info["sizer_check_sharpe"] > info["sizer_twin_sharpe"])
     if net is not None:
-        assert info["sizer_check_sharpe"] == window_sharpe(net, windows[-1])
+        assert info["sizer_check_sharpe"] == window_sharpe(net, gate)
+
+
+def test_a_window_splits_into_halves_by_date_each_assets_first_row_paying_no_change():
+    window = synthetic(3, False)
+    first, second = window.split()
+    days = np.unique(window.day)
+    assert len(first.day) + len(second.day) == len(window.day)
+    assert first.day.max() < second.day.min() == days[len(days) // 2]
+    for half in (first, second):
+        assert half.first.sum() == window.first.sum()                  # one first row per asset in each half
+        starts = np.flatnonzero(half.first)
+        assert (np.diff(half.day)[np.setdiff1d(np.arange(len(half.day) - 1), starts - 1)] > 0).all()
 
 
 def test_a_newest_window_that_the_multiplier_one_trades_best_refuses_the_sizer():
@@ -272,3 +286,10 @@ def test_noise_after_the_test_window_changes_nothing_in_its_realized_window(univ
     for mine, theirs in zip(trader.realized[:2], other.realized):
         for key, value in vars(mine).items():
             np.testing.assert_array_equal(getattr(theirs, key), value)
+
+
+@pytest.mark.parametrize("max_multiplier", [1.5, 2.0, 3.0])
+def test_an_untrained_sizing_net_starts_at_a_multiplier_of_one_whatever_its_cap(max_multiplier):
+    net = PositionSizingNet(len(STATE_COLUMNS), 8, max_multiplier=max_multiplier)
+    m = multipliers(net, np.random.default_rng(0).normal(size=(5, len(STATE_COLUMNS)))).detach().numpy()
+    np.testing.assert_allclose(m, 1.0, rtol=1e-6)

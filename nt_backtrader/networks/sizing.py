@@ -1,6 +1,8 @@
 """PositionSizingNet: market and portfolio state -> fraction of equity in [0, max_fraction], confidence."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -20,6 +22,9 @@ class PositionSizingNet(nn.Module):
         self.body = nn.Sequential(nn.Linear(n_inputs, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, 2))
         nn.init.zeros_(self.body[-1].weight)
         nn.init.zeros_(self.body[-1].bias)
+        # the multiplier starts at exactly 1 whatever max_multiplier is: sigmoid(logit(1 / max)) x max
+        with torch.no_grad():
+            self.body[-1].bias[0] = -math.log(max_multiplier - 1.0) if max_multiplier > 1.0 else 20.0
 
     def forward(self, x: torch.Tensor, vol: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (B, n_inputs), vol (B,) annualised -> fraction (B,), confidence (B,), multiplier (B,)."""

@@ -10,8 +10,10 @@ reaches it: the positions it sees are out of sample, as the ones it will scale.
 
 The net (PositionSizingNet's multiplier, 1 at initialisation, in [0, max_multiplier]) is trained on
 all but the newest recorded window, for minus the Sharpe of the book's daily net return plus an
-anchor holding the mean multiplier near 1, early-stopped on the newest window, and kept only if it
-beats the multiplier of 1 there; otherwise the bundle trades without it (the twin).
+anchor holding the mean multiplier near 1, early-stopped on the first half of the newest window, and
+kept only if it beats the multiplier of 1 on its second half (a half its stopping step was not chosen
+on); otherwise the bundle trades without it (the twin). The loss ignores the max_weight clip, which
+a book-scaled weight rarely reaches.
 """
 from __future__ import annotations
 
@@ -49,6 +51,18 @@ class Window:
     day: np.ndarray      # (n,) int, the row's date as days since 1970 (assets share a day)
     first: np.ndarray    # (n,) bool, the asset's first row in the window: no previous weight to change from
 
+    def split(self) -> tuple["Window", "Window"]:
+        """The window's first and second half by date: each asset's first row in a half pays no change."""
+        days = np.unique(self.day)
+        later = self.day >= days[len(days) // 2]
+        out = []
+        for keep in (~later, later):
+            previous_kept = np.concatenate([[False], keep[:-1]])
+            first = self.first | ~previous_kept
+            out.append(Window(*(v[keep] for v in (self.state, self.weight, self.earned, self.cost, self.day)),
+                              first[keep]))
+        return out[0], out[1]
+
     def to_state(self) -> dict:
         return {k: torch.as_tensor(v) for k, v in vars(self).items()}
 
@@ -84,17 +98,17 @@ def multipliers(net: PositionSizingNet | None, state: np.ndarray) -> torch.Tenso
 
 def fit_sizer(windows: list[Window], seed: int, hidden: int, max_multiplier: float,
               anchor: float) -> tuple[PositionSizingNet | None, dict]:
-    """A sizing net trained on every window but the newest and early-stopped on the newest; None (the
-    multiplier 1) when fewer than two windows are recorded or it does not beat 1 on the newest."""
+    """A sizing net trained on every window but the newest, early-stopped on the newest's first half;
+    None (the multiplier 1) when fewer than two windows are recorded or it does not beat 1 on the
+    newest's second half."""
     info = {"sizer_windows": len(windows), "sizer_kept": False}
     if len(windows) < 2:
         return None, info
-    train, check = windows[:-1], windows[-1]
+    train, (check, gate) = windows[:-1], windows[-1].split()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = PositionSizingNet(len(STATE_COLUMNS), hidden, max_multiplier=max_multiplier)
     opt = torch.optim.AdamW(net.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
-    twin = window_sharpe(None, check)
     best, best_state = -math.inf, None
     for step in range(1, STEPS + 1):
         returns, means = [], []
@@ -110,9 +124,10 @@ def fit_sizer(windows: list[Window], seed: int, hidden: int, max_multiplier: flo
             score = window_sharpe(net, check)
             if score > best:
                 best, best_state = score, copy.deepcopy(net.state_dict())
-    info |= {"sizer_check_sharpe": best, "sizer_twin_sharpe": twin}
-    if best_state is None or not best > twin:
+    if best_state is None:
         return None, info
     net.load_state_dict(best_state)
     net.eval()
-    return net, info | {"sizer_kept": True}
+    gated, twin = window_sharpe(net, gate), window_sharpe(None, gate)
+    info |= {"sizer_check_sharpe": gated, "sizer_twin_sharpe": twin}
+    return (net, info | {"sizer_kept": True}) if gated > twin else (None, info)
