@@ -33,7 +33,7 @@ CHOICES = {"data.dataset": DATASETS, "strategy.name": STRATEGIES, "meta.classica
            "walkforward.window": ("expanding", "rolling"), "timing.loss": ("direction", "sharpe", "both"),
            "train.device": ("auto", "cpu", "cuda"), "tuner.mode": ("network", "fixed", "random", "optuna"),
            "risk.limits": ("learned", "fixed"), "timing.mode": ("direction", "meta_label", "position"),
-           "timing.risk_mode": ("atr", "none")}
+           "timing.risk_mode": ("none", "atr", "net")}
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,8 @@ class TimingConfig:
                                          # side of that feed is held again
     risk_mode: str = "none"              # position mode: none (the literature's: the daily rebalance is the
                                          # exit) | atr (brackets at risk.fixed_stop_atr and fixed_take_atr)
+                                         # | net (the risk net's, from realized test windows; risk.hidden,
+                                         # risk.horizon)
     window: int = 32                     # bars the timing net reads, ending at the decision bar
     hidden: int = 32
     heads: int = 4

@@ -9,7 +9,7 @@ A feed's target weight (position value / equity), decided on each bar's close fr
     x book_scale (1 / the number of traded assets: the tsmom portfolio, averaged over the assets)
 
 clipped to +-max_weight (at 0 from below when long-only). Its brackets (stop and take-profit
-distances in ATRs) are the fixed ones of the spec, or none. The file holds plain tensors, numbers
+distances in ATRs) are the fixed ones of the spec, the risk net's (training/position_risk.py), or none. The file holds plain tensors, numbers
 and strings only, written atomically and checked by SHA-256 on load (checkpoint.py).
 """
 from __future__ import annotations
@@ -25,14 +25,16 @@ from .checkpoint import FORMAT_VERSION, atomic_torch_save, check_payload, digest
 from .errors import CheckpointError, ConfigError
 from .features import average_true_range
 from .networks.position import PositionEnsemble, PositionNet
+from .networks.risk import RiskNet
 from .networks.sizing import PositionSizingNet
 from .timeframe import DAILY
-from .training.position_sizer import multipliers, sizing_state
+from .training.position_risk import NONE, STOP_GRID, TAKE_GRID
+from .training.position_sizer import STATE_COLUMNS, multipliers, sizing_state
 from .training.position_trainer import positions
 
 KIND = "nt_backtrader.position_bundle"
 MEMBERS = ("neural", "tsmom", "macd")   # the meta-learner weighs these, in this order
-RISK_MODES = ("atr", "none")            # "net" (the risk net's brackets) comes in a later step of #18
+RISK_MODES = ("atr", "none", "net")     # fixed ATR levels, no legs, the risk net's levels
 
 
 @dataclass(frozen=True)
@@ -48,15 +50,12 @@ class PositionSpec:
     buffer: float = 0.0                    # re-trade a feed only when |target - current weight| > buffer
     long_only: bool = False
     cooldown: int = 0                      # bars after a stop or take-profit fill before that side may be held
-    risk: str = "atr"                      # atr: fixed brackets of fixed_stop_atr / fixed_take_atr; none
+    risk: str = "atr"                      # atr: fixed brackets of fixed_stop_atr / fixed_take_atr; none; net
     fixed_stop_atr: float = 2.0
     fixed_take_atr: float = 3.0
     tsmom_lookback: int = momentum.TSMOM_LOOKBACK  # the tsmom member's lookback (strategy.tsmom_lookback)
 
     def __post_init__(self):
-        if self.risk == "net":
-            raise ConfigError("brackets from the risk net are not yet available for timing.mode 'position' "
-                              "(a later step of issue #18): set timing.risk_mode to 'atr' or 'none'")
         if self.risk not in RISK_MODES:
             raise ConfigError(f"position risk mode '{self.risk}' is unknown: choose one of {', '.join(RISK_MODES)}")
         if self.length < 2:
@@ -80,6 +79,11 @@ def net_args(net: PositionNet) -> dict:
             "embed": embedding.embedding_dim if embedding is not None else 0, "long_only": net.long_only}
 
 
+def plain(net) -> dict:
+    """A net's weights as plain CPU tensors, for a file loaded with weights_only=True."""
+    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+
+
 def sizer_args(net: PositionSizingNet) -> dict:
     """The keywords that rebuild an empty PositionSizingNet of this shape."""
     first = net.body[0]
@@ -93,14 +97,16 @@ class PositionBundle:
     weights: tuple[float, ...] = (1 / 3, 1 / 3, 1 / 3)  # the meta-learner's weights of MEMBERS, summing to 1
     book_scale: float = 1.0                # 1 / the number of traded assets
     sizer: PositionSizingNet | None = None  # the sizing net; None: a multiplier of 1 (its twin)
+    risk_net: RiskNet | None = None        # spec.risk 'net': the risk net; None there: no legs (its twin)
     timeframe: tuple[str, int] = DAILY
     meta: dict = field(default_factory=dict)  # provenance: source, assets, train window, segment
     assets: tuple[str, ...] = ()           # pool order: an asset's index is its id for a net with an embedding
 
     def __post_init__(self):
         self.net.eval()
-        if self.sizer is not None:
-            self.sizer.eval()
+        for net in (self.sizer, self.risk_net):
+            if net is not None:
+                net.eval()
 
     @property
     def warmup_bars(self) -> int:
@@ -132,32 +138,46 @@ class PositionBundle:
     def target_weights(self, open_, high, low, close, asset: str | None = None) -> np.ndarray:
         """(n,) the signed target weight decided on each bar's close, from bars <= t only; NaN before
         the warm-up (and where a member has no position)."""
+        return self.decisions(open_, high, low, close, asset)[0]
+
+    def bracket_atr(self, open_, high, low, close, asset: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(n,) each: the stop and take-profit distances, in ATRs (features.average_true_range), of a
+        side entered on that bar; NaN before the warm-up, with spec.risk 'none', and where the risk net
+        (or its absence) says no legs."""
+        return self.decisions(open_, high, low, close, asset)[1:]
+
+    def decisions(self, open_, high, low, close, asset: str | None = None) -> tuple[np.ndarray, ...]:
+        """(n,) each: the target weight, the stop and the take-profit distances of each bar, the
+        members' positions computed once for all three."""
         unsized, state = self.unsized_weights(close, asset)
         with torch.no_grad():
             multiplier = multipliers(self.sizer, state).double().numpy()
-        spec = self.spec
+        spec, n = self.spec, len(unsized)
         weight = np.clip(unsized * multiplier, 0.0 if spec.long_only else -spec.max_weight, spec.max_weight)
         weight[:spec.warmup_bars - 1] = np.nan
-        return weight
+        stop, take = np.full(n, np.nan), np.full(n, np.nan)
+        if spec.risk == "atr":
+            stop[:], take[:] = spec.fixed_stop_atr, spec.fixed_take_atr
+        elif spec.risk == "net" and self.risk_net is not None:
+            finite = np.isfinite(state).all(axis=1)
+            with torch.no_grad():
+                cell = self.risk_net(torch.as_tensor(np.nan_to_num(state), dtype=torch.float32)).argmax(dim=-1).numpy()
+            stop = np.where(finite, np.repeat(STOP_GRID, len(TAKE_GRID))[cell], np.nan)
+            take = np.where(finite, np.tile(TAKE_GRID, len(STOP_GRID))[cell], np.nan)
+            stop[stop >= NONE] = np.nan
+            take[take >= NONE] = np.nan
+        ready = np.isfinite(average_true_range(*(np.asarray(a, dtype=float) for a in (high, low, close))))
+        ready[:spec.warmup_bars - 1] = False
+        return weight, np.where(ready, stop, np.nan), np.where(ready, take, np.nan)
 
     def unsized_weights(self, close, asset: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """((n,) the target weight before the sizing net's multiplier and the limits, (n, k) the sizing
-        net's state) on each bar, from bars <= t only: what the sizing net reads and scales."""
+        and risk nets' state) on each bar, from bars <= t only: what those nets read."""
         close = np.asarray(close, dtype=float)
         spec, inputs = self.spec, momentum.inputs(close)
         blended = np.asarray(self.weights) @ self.member_positions(close, asset, inputs=inputs)     # (n,)
         scale = momentum.vol_scale(close, spec.vol_target, spec.vol_span, spec.max_leverage)
         return blended * scale * self.book_scale, sizing_state(blended, inputs)
-
-    def bracket_atr(self, open_, high, low, close, asset: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(n,) each: the stop and take-profit distances, in ATRs (features.average_true_range), of a
-        position held on that bar; NaN before the warm-up, and everywhere with spec.risk 'none'."""
-        n = len(close)
-        if self.spec.risk == "none":
-            return np.full(n, np.nan), np.full(n, np.nan)
-        ready = np.isfinite(average_true_range(*(np.asarray(a, dtype=float) for a in (high, low, close))))
-        ready[:self.spec.warmup_bars - 1] = False
-        return (np.where(ready, self.spec.fixed_stop_atr, np.nan), np.where(ready, self.spec.fixed_take_atr, np.nan))
 
     # --- persistence --------------------------------------------------------------------------
     def to_payload(self) -> dict:
@@ -166,15 +186,14 @@ class PositionBundle:
             "inputs": list(momentum.INPUTS), "args": net_args(self.net.nets[0]),
             "members": list(MEMBERS), "weights": [float(w) for w in self.weights],
             "book_scale": float(self.book_scale),
-            "sizer": {} if self.sizer is None else {
-                "args": sizer_args(self.sizer),
-                "state": {k: v.detach().cpu().clone() for k, v in self.sizer.state_dict().items()}},
+            "sizer": {} if self.sizer is None else {"args": sizer_args(self.sizer), "state": plain(self.sizer)},
+            "risk_net": {} if self.risk_net is None else {
+                "hidden": self.risk_net.body[0].out_features, "state": plain(self.risk_net)},
             "timeframe": [str(self.timeframe[0]), int(self.timeframe[1])], "meta": dict(self.meta),
             "assets": list(self.assets),
             "ensemble": {"val_sharpes": [float(v) for v in self.net.val_sharpes],
                          "seeds": [int(s) for s in self.net.seeds],
-                         "states": [{k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-                                    for net in self.net.nets]},
+                         "states": [plain(net) for net in self.net.nets]},
         }
         payload["sha256"] = digest(payload)
         return payload
@@ -199,11 +218,16 @@ class PositionBundle:
             if payload["sizer"]:
                 sizer = PositionSizingNet(**payload["sizer"]["args"])
                 sizer.load_state_dict(payload["sizer"]["state"])
+            risk_net = None
+            if payload.get("risk_net"):
+                risk_net = RiskNet(len(STATE_COLUMNS), payload["risk_net"]["hidden"], stop_grid=STOP_GRID,
+                                   take_grid=TAKE_GRID)
+                risk_net.load_state_dict(payload["risk_net"]["state"])
             return cls(PositionSpec(**payload["spec"]),
                        PositionEnsemble(nets, [float(v) for v in ensemble["val_sharpes"]], list(ensemble["seeds"])),
                        tuple(payload["weights"]), float(payload["book_scale"]), sizer,
-                       (str(payload["timeframe"][0]), int(payload["timeframe"][1])), dict(payload["meta"]),
-                       tuple(payload["assets"]))
+                       risk_net, (str(payload["timeframe"][0]), int(payload["timeframe"][1])),
+                       dict(payload["meta"]), tuple(payload["assets"]))
         except (KeyError, TypeError, IndexError, RuntimeError) as exc:
             raise CheckpointError(f"{source} does not hold a complete position bundle ({exc}); train a new one") \
                 from None

@@ -37,13 +37,16 @@ from .runtime import configure
 from .splits import Segment
 from .training.loop import FitResult, Hyper
 from .training.meta import Meta, annual_sharpe, equal_weight
+from .features import average_true_range
+from .training.brackets import bracket_returns
+from .training.position_risk import Entries, entry_rows, fit_risk, grid
 from .training.position_sizer import Window, fit_sizer
 from .training.position_trainer import AssetSeries, PositionFit, ensemble, fit_position_net, positions
 from .training.trainer import cpu_state
 from .training.tuner import Tuner
 
 SEED_LINES = 8  # candidate j's seed k continues line j * SEED_LINES + k (config: at most 8 of each)
-SIZING_WINDOWS = 5  # realized test windows the sizing net learns from: the latest five years
+SIZING_WINDOWS = 5  # realized test windows the sizing and risk nets learn from: the latest five years
 RET_63D = momentum.INPUTS.index("ret_63d")
 
 
@@ -109,23 +112,40 @@ def member_returns(bundle: PositionBundle, name: str, frame: pd.DataFrame, start
     return frame.index.to_numpy()[rows[keep]], momentum.net_returns(weight, earned, cost)[:, keep]
 
 
-def realized_window(bundle: PositionBundle, windows: dict[str, pd.DataFrame], first_test, costs: dict) -> Window:
-    """The sizing net's record of a traded test window: per asset and day from `first_test`, the bundle's
-    sizing state, its weight before the multiplier and what that weight earned (open to open)."""
-    parts = []
+def realized(bundle: PositionBundle, windows: dict[str, pd.DataFrame], first_test, costs: dict,
+             horizon: int) -> tuple[Window, Entries]:
+    """The sizing and risk nets' records of a traded test window, from `first_test` on: per asset and
+    day, the bundle's state, its weight before the multiplier and what that weight earned (open to
+    open); per entry of a side whose `horizon` bars after it lie inside the window, the return of each
+    bracket of the risk net's grid, net of a round trip's cost."""
+    stops, takes = grid()
+    days = lambda frame, rows: frame.index.to_numpy()[rows].astype("datetime64[D]").astype(np.int64)  # noqa: E731
+    sized, entered = [], []
     for name, frame in windows.items():
         start = int(frame.index.searchsorted(first_test))
         frame = frame.iloc[max(0, start - bundle.warmup_bars):]       # the bars the positions read, no more
         start = int(frame.index.searchsorted(first_test))
-        unsized, state = bundle.unsized_weights(frame["close"].to_numpy(dtype=float), name)
-        earned = momentum.held_returns(frame["open"].to_numpy(dtype=float))
+        o, h, low, c = (frame[k].to_numpy(dtype=float) for k in ("open", "high", "low", "close"))
+        unsized, state = bundle.unsized_weights(c, name)
+        earned = momentum.held_returns(o)
         rows = np.arange(start, len(frame))
         rows = rows[np.isfinite(earned[rows]) & np.isfinite(unsized[rows]) & np.isfinite(state[rows]).all(axis=1)]
         first = np.zeros(len(rows), dtype=bool)
         first[:1] = True
-        parts.append((state[rows], unsized[rows], earned[rows], np.full(len(rows), costs[name]),
-                      frame.index.to_numpy()[rows].astype("datetime64[D]").astype(np.int64), first))
-    return Window(*(np.concatenate([part[k] for part in parts]) for k in range(6)))
+        sized.append((state[rows], unsized[rows], earned[rows], np.full(len(rows), costs[name]), days(frame, rows),
+                      first))
+        atr = average_true_range(h, low, c)
+        entries = entry_rows(unsized, start, len(frame) - horizon - 1)
+        entries = entries[np.isfinite(atr[entries]) & np.isfinite(state[entries]).all(axis=1)]
+        outcomes = np.zeros((len(entries), len(stops)))
+        for side in (1, -1):
+            mine = np.sign(unsized[entries]) == side
+            if mine.any():
+                outcomes[mine] = bracket_returns(o, h, low, c, atr, entries[mine], stops, takes, horizon, side,
+                                                 2 * costs[name])
+        entered.append((state[entries], outcomes, days(frame, entries)))
+    return (Window(*(np.concatenate([part[k] for part in sized]) for k in range(6))),
+            Entries(*(np.concatenate([part[k] for part in entered]) for k in range(3))))
 
 
 def books(parts: list[tuple[np.ndarray, np.ndarray]], members: int) -> np.ndarray:
@@ -170,6 +190,7 @@ class PositionTrader:
             self.meta = Meta(config.meta)
         self.warm: dict[int, dict] = {}   # seed line -> the weights its net ended the last segment with
         self.realized: list[Window] = []  # the latest SIZING_WINDOWS test windows traded: the sizing net's data
+        self.entries: list[Entries] = []  # and their entries of sides: the risk net's
         self.pending: dict | None = None  # what feedback needs of the last fit
         self.last_fit: dict = {}
 
@@ -217,7 +238,9 @@ class PositionTrader:
                 "train_end": str(max(frame.index[-1] for frame in train.values()).date())}
         sizer, sizer_info = (fit_sizer(self.realized, seed, config.sizing.hidden, config.sizing.max_multiplier,
                                        config.sizing.anchor) if config.sizing.enabled else (None, {}))
-        bundle = PositionBundle(spec, net, book_scale=book_scale, sizer=sizer,
+        risk_net, risk_info = (fit_risk(self.entries, seed, config.risk.hidden) if spec.risk == "net"
+                               else (None, {}))
+        bundle = PositionBundle(spec, net, book_scale=book_scale, sizer=sizer, risk_net=risk_net,
                                 timeframe=timeframe.of_index(calendar[:segment.train_end]), meta=meta,
                                 assets=tuple(names))
         # the members' validation records on the tails' rank half (the stop half stopped the nets), over
@@ -227,7 +250,7 @@ class PositionTrader:
                            for s in pool if s.name in trading], len(MEMBERS))
         val_sharpes = [annual_sharpe(r) for r in val_books]
         meta_inputs = self.meta.inputs(list(MEMBERS), val_sharpes, regime)
-        weights, _ = self.meta.weigh(meta_inputs)  # no trust: the core has no sizing or risk net yet
+        weights, _ = self.meta.weigh(meta_inputs)  # trust: the sizing and risk nets are kept or not by their gates
         bundle.weights = tuple(float(w) for w in weights)
         chosen = candidates[best]
         self.pending = {"bundle": bundle, "state": state, "proposal": proposals[best], "meta_inputs": meta_inputs,
@@ -243,7 +266,7 @@ class PositionTrader:
                                         for p, c in zip(proposals, candidates)],
                          "ensemble_seeds": list(net.seeds), "ensemble_val_sharpes": list(net.val_sharpes),
                          "weights": dict(zip(MEMBERS, bundle.weights)), "val_sharpes": dict(zip(MEMBERS, val_sharpes)),
-                         **sizer_info, **tuner_info}
+                         **sizer_info, **risk_info, **tuner_info}
         return {"bundle": bundle, "cash_buffer": config.backtest.cash_buffer}
 
     def candidate(self, pool: list[AssetSeries], j: int, hyper: Hyper, seed: int, spec: PositionSpec) -> Candidate:
@@ -270,24 +293,28 @@ class PositionTrader:
         parts = [member_returns(bundle, name, frame, int(frame.index.searchsorted(first_test)), costs[name],
                                 pending["candidate"])
                  for name, frame in windows.items()]
-        realized = books(parts, len(MEMBERS) + 1)                                   # (members + candidate, T)
-        meta_info = self.meta.update(pending["meta_inputs"], list(MEMBERS), realized[:len(MEMBERS)],
+        records = books(parts, len(MEMBERS) + 1)                                    # (members + candidate, T)
+        meta_info = self.meta.update(pending["meta_inputs"], list(MEMBERS), records[:len(MEMBERS)],
                                      np.zeros((0, 2)), np.zeros((0, 2)))
-        candidate_sharpe = annual_sharpe(realized[-1])
-        self.realized = (self.realized + [realized_window(bundle, windows, first_test, costs)])[-SIZING_WINDOWS:]
+        candidate_sharpe = annual_sharpe(records[-1])
+        window, entries = realized(bundle, windows, first_test, costs, self.config.risk.horizon)
+        self.realized = (self.realized + [window])[-SIZING_WINDOWS:]
+        self.entries = (self.entries + [entries])[-SIZING_WINDOWS:]
         tuner_info = self.tuner.learn_from_outcome(pending["state"], pending["proposal"], candidate_sharpe)
         return self.last_fit | {"member_oos_sharpes": meta_info.pop("member_sharpes"),
                                 "candidate_oos_sharpe": candidate_sharpe, **meta_info, **tuner_info}
 
     def state_dict(self) -> dict:
         return {"tuner": self.tuner.state_dict(), "meta": self.meta.state_dict(), "warm": dict(self.warm),
-                "realized": [window.to_state() for window in self.realized]}
+                "realized": [window.to_state() for window in self.realized],
+                "entries": [entries.to_state() for entries in self.entries]}
 
     def load_state_dict(self, state: dict) -> None:
         self.tuner.load_state_dict(state["tuner"])
         self.meta.load_state_dict(state["meta"])
         self.warm = {int(line): weights for line, weights in state["warm"].items()}
         self.realized = [Window.from_state(window) for window in state.get("realized", [])]
+        self.entries = [Entries.from_state(entries) for entries in state.get("entries", [])]
 
 
 def last_vol(frame: pd.DataFrame, spec: PositionSpec) -> float:

@@ -50,8 +50,11 @@ class FakeBundle:
         return self.size * (np.where(np.isnan(rule), np.nan, 1.0) if self.constant else rule)
 
     def bracket_atr(self, open_, high, low, close, asset=None):
-        ready = ~np.isnan(above_mean(close))
+        ready = ~np.isnan(above_mean(close)) & (self.spec.risk != "none")
         return np.where(ready, self.spec.fixed_stop_atr, np.nan), np.where(ready, self.spec.fixed_take_atr, np.nan)
+
+    def decisions(self, open_, high, low, close, asset=None):
+        return (self.target_weights(open_, high, low, close), *self.bracket_atr(open_, high, low, close))
 
 
 SPEC = PositionSpec(risk="none")  # max_gross 1.0: two feeds at 0.5 fit

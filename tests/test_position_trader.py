@@ -190,10 +190,12 @@ def test_brackets_are_the_fixed_atr_levels_or_none(universe, first):
     assert np.isnan(stop[:654]).all() and (stop[654:] == 2.0).all() and (take[654:] == 3.0).all()
     none = PositionBundle(PositionSpec(risk="none"), bundle.net)
     assert np.isnan(none.bracket_atr(*(frame[c].to_numpy() for c in ("open", "high", "low", "close")))[0]).all()
-    with pytest.raises(ConfigError, match="not yet"):
-        PositionSpec(risk="net")
+    net = PositionBundle(PositionSpec(risk="net"), bundle.net)      # the risk net's mode before it is kept: no legs
+    assert np.isnan(net.bracket_atr(*(frame[c].to_numpy() for c in ("open", "high", "low", "close")))[0]).all()
+    with pytest.raises(ConfigError, match="position risk mode 'trail' is unknown"):
+        PositionSpec(risk="trail")
     with pytest.raises(ConfigError, match="timing.risk_mode"):
-        override(Config(), **{"timing.risk_mode": "net"})
+        override(Config(), **{"timing.risk_mode": "trail"})
     for key, value in (("risk.drawdown_brake", 0.2), ("risk.limits", "learned")):   # not silently ignored
         with pytest.raises(ConfigError, match=f"'{key}' is not applied by timing.mode 'position'"):
             override(Config(), **{"timing.mode": "position", key: value})

@@ -60,11 +60,7 @@ def position_bundle_for(bundle, asset: str, loaded: dict):
 
 def decision_lines(bundle, open_, high, low, close, asset: str) -> tuple[np.ndarray, ...]:
     """(n,) each: target weight, stop and take-profit distances in ATRs (NaN without brackets), 14-bar ATR."""
-    weight = bundle.target_weights(open_, high, low, close, asset=asset)
-    if bundle.spec.risk == "none":
-        stop = take = np.full(len(close), np.nan)
-    else:
-        stop, take = bundle.bracket_atr(open_, high, low, close, asset=asset)
+    weight, stop, take = bundle.decisions(open_, high, low, close, asset=asset)
     return weight, stop, take, average_true_range(high, low, close)
 
 

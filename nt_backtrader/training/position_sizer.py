@@ -17,8 +17,6 @@ a book-scaled weight rarely reaches.
 """
 from __future__ import annotations
 
-import copy
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,12 +24,12 @@ import torch
 
 from .. import momentum
 from ..networks.sizing import PositionSizingNet
+from .gated import fit_gated
 from .losses import sharpe
 
 STATE_INPUTS = ("ret_21d", "ret_252d", "macd_16_48", "vol_ratio")   # of momentum.INPUTS, beside the position
 STATE_COLUMNS = ("position", "abs_position") + STATE_INPUTS
 COLUMNS = [momentum.INPUTS.index(name) for name in STATE_INPUTS]
-STEPS, CHECK_EVERY, LR, WEIGHT_DECAY = 300, 10, 1e-2, 1e-3
 
 
 def sizing_state(blended: np.ndarray, inputs: np.ndarray) -> np.ndarray:
@@ -108,26 +106,13 @@ def fit_sizer(windows: list[Window], seed: int, hidden: int, max_multiplier: flo
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = PositionSizingNet(len(STATE_COLUMNS), hidden, max_multiplier=max_multiplier)
-    opt = torch.optim.AdamW(net.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
-    best, best_state = -math.inf, None
-    for step in range(1, STEPS + 1):
+
+    def loss(model) -> torch.Tensor:
         returns, means = [], []
         for w in train:
-            m = multipliers(net, w.state)
+            m = multipliers(model, w.state)
             returns.append(book_returns(m, w))
             means.append(m.mean())
-        loss = -sharpe(torch.cat(returns)) + anchor * (torch.stack(means).mean() - 1.0) ** 2
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step % CHECK_EVERY == 0:
-            score = window_sharpe(net, check)
-            if score > best:
-                best, best_state = score, copy.deepcopy(net.state_dict())
-    if best_state is None:
-        return None, info
-    net.load_state_dict(best_state)
-    net.eval()
-    gated, twin = window_sharpe(net, gate), window_sharpe(None, gate)
-    info |= {"sizer_check_sharpe": gated, "sizer_twin_sharpe": twin}
-    return (net, info | {"sizer_kept": True}) if gated > twin else (None, info)
+        return -sharpe(torch.cat(returns)) + anchor * (torch.stack(means).mean() - 1.0) ** 2
+
+    return fit_gated(net, loss, window_sharpe, check, gate, "sizer", info)
