@@ -72,6 +72,10 @@ def bundle_config(bundle: Bundle, changes: dict | None = None) -> Config:
 
 
 def neural_trader(config: Config, source: str) -> NeuralTrader:
+    if config.timing.mode == "position":
+        raise ConfigError("timing.mode 'position' (the deep-momentum core) is walk-forward only so far: `train` "
+                          "and `update` make bundles of the discrete modes; run it with `nt-backtrader run`, "
+                          "or set timing.mode to 'direction'")
     if config.strategy.name != "neural":
         config = override(config, **{"strategy.name": "neural"})
     if not config.train.pooled:
