@@ -9,7 +9,11 @@ TSMOM's, all for the full test period and from --since on (2013 by default, the 
 side), the breakeven cost: per seed, the per-side cost at which the neural Sharpe, read linearly
 between the two measured costs, falls to 0 and to TSMOM's. With --reference, every other variant's
 per-seed difference from it (the ablation's paired reading: the same seed, the same dates).
-The deflated Sharpe and Hansen's SPA are in each folder's README.md (`nt-backtrader sweep` writes it).
+The deflated Sharpe and Hansen's SPA on the daily returns as traded are in each folder's summary.md
+(`nt-backtrader sweep` writes it); as the core runs at about half TSMOM's volatility, a test of mean
+returns there compares risks more than skill, so this script also gives the SPA p-value with every
+series first rescaled to the same realized volatility (metrics.rescaled_to_vol: ex post, a way to
+compare, as the comparison table's rescaled columns).
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from nt_backtrader.metrics import sharpe
+from nt_backtrader.metrics import rescaled_to_vol, sharpe
 
 TSMOM = ("tsmom_ls", "tsmom")   # position mode's long/short rule; the direction mode's classical tsmom
 COST_PER_SIDE_BPS = {"cost_1bp": 2.0, "cost_3bp": 6.0}   # commission + slippage, per side
@@ -33,6 +37,27 @@ def cell_sharpes(cell: Path, since: str) -> dict[str, dict[str, float]]:
     frame = baselines.assign(neural=strategy)
     return {"full": {k: sharpe(v.dropna()) for k, v in frame.items()},
             "since": {k: sharpe(v.dropna()) for k, v in frame.loc[since:].items()}}
+
+
+def spa_at_equal_vol(folder: Path, vol: float = 0.10, reps: int = 1000) -> dict[str, dict[str, float]]:
+    """{variant: {baseline: Hansen's SPA consistent p-value}}, H0 'no seed of the variant beats the
+    baseline', every daily series rescaled to `vol` first."""
+    from arch.bootstrap import SPA
+
+    table = pd.read_csv(folder / "sweep.csv")
+    out = {}
+    for variant, rows in table[table["status"] == "ok"].groupby("variant" if "variant" in table else "status"):
+        cells = [folder / "cells" / name for name in rows["name"]]
+        models = {c.name: pd.read_csv(c / "returns.csv", index_col=0, parse_dates=True)["strategy"] for c in cells}
+        baselines = pd.read_csv(cells[0] / "baselines.csv", index_col=0, parse_dates=True)
+        out[variant] = {}
+        for name, base in baselines.items():
+            frame = pd.concat({"baseline": base, **models}, axis=1, join="inner").dropna()
+            frame = frame.apply(lambda column: rescaled_to_vol(column, vol))
+            test = SPA(-frame["baseline"].to_numpy(), -frame.drop(columns="baseline").to_numpy(), reps=reps, seed=0)
+            test.compute()
+            out[variant][name] = float(test.pvalues["consistent"])
+    return out
 
 
 def read_sweep(folder: Path, since: str) -> pd.DataFrame:
@@ -79,9 +104,8 @@ def breakeven(cells: pd.DataFrame) -> list[str]:
             gap1 = low.at[seed, ("full", "neural")] - (low.at[seed, ("full", against)] if against else 0.0)
             gap2 = high.at[seed, ("full", "neural")] - (high.at[seed, ("full", against)] if against else 0.0)
             slope = (gap2 - gap1) / (c2 - c1)
-            cost = c1 - gap1 / slope if slope < 0 else math.inf
-            out.append(f"- seed {seed}: {label} at {cost:.1f} bp per side "
-                       f"(gap {gap1:+.2f} at {c1:g} bp, {gap2:+.2f} at {c2:g} bp)")
+            where = f"at {c1 - gap1 / slope:.1f} bp per side" if slope < 0 else "never: the gap does not shrink with cost"
+            out.append(f"- seed {seed}: {label} {where} (gap {gap1:+.2f} at {c1:g} bp, {gap2:+.2f} at {c2:g} bp)")
     return out
 
 
@@ -112,6 +136,10 @@ def main() -> None:
     for period, title in (("full", "Full test period"), ("since", f"From {args.since}")):
         print(f"\n### {title}\n\n{header}")
         print("\n".join(describe(cells, period)))
+    print("\n### Hansen's SPA at equal volatility (10%), H0 'no seed beats the baseline': consistent p-values\n")
+    for folder in args.folders:
+        for variant, pvalues in spa_at_equal_vol(folder).items():
+            print(f"- {folder.name}: {variant}: " + ", ".join(f"{k} {p:.2f}" for k, p in pvalues.items()))
     lines = breakeven(cells)
     if lines:
         print("\n### Breakeven cost (linear between the two measured costs)\n\n" + "\n".join(lines))
