@@ -28,7 +28,7 @@ from .networks.position import PositionEnsemble, PositionNet
 from .networks.risk import RiskNet
 from .networks.sizing import PositionSizingNet
 from .timeframe import DAILY
-from .training.position_risk import NONE, STOP_GRID, TAKE_GRID
+from .training.position_risk import NO_LEGS, NONE, STOP_GRID, TAKE_GRID, grid
 from .training.position_sizer import STATE_COLUMNS, multipliers, sizing_state
 from .training.position_trainer import positions
 
@@ -143,7 +143,7 @@ class PositionBundle:
     def bracket_atr(self, open_, high, low, close, asset: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(n,) each: the stop and take-profit distances, in ATRs (features.average_true_range), of a
         side entered on that bar; NaN before the warm-up, with spec.risk 'none', and where the risk net
-        (or its absence) says no legs."""
+        (or its absence) says no legs; inf for the leg a risk net's cell leaves out (the other goes alone)."""
         return self.decisions(open_, high, low, close, asset)[1:]
 
     def decisions(self, open_, high, low, close, asset: str | None = None) -> tuple[np.ndarray, ...]:
@@ -162,10 +162,11 @@ class PositionBundle:
             finite = np.isfinite(state).all(axis=1)
             with torch.no_grad():
                 cell = self.risk_net(torch.as_tensor(np.nan_to_num(state), dtype=torch.float32)).argmax(dim=-1).numpy()
-            stop = np.where(finite, np.repeat(STOP_GRID, len(TAKE_GRID))[cell], np.nan)
-            take = np.where(finite, np.tile(TAKE_GRID, len(STOP_GRID))[cell], np.nan)
-            stop[stop >= NONE] = np.nan
-            take[take >= NONE] = np.nan
+            stops, takes = grid()
+            legs = finite & (cell != NO_LEGS)
+            # a distance of NONE beside a leg is that leg's absence (inf: a level no bar reaches), as trained
+            stop = np.where(legs, np.where(stops[cell] >= NONE, np.inf, stops[cell]), np.nan)
+            take = np.where(legs, np.where(takes[cell] >= NONE, np.inf, takes[cell]), np.nan)
         ready = np.isfinite(average_true_range(*(np.asarray(a, dtype=float) for a in (high, low, close))))
         ready[:spec.warmup_bars - 1] = False
         return weight, np.where(ready, stop, np.nan), np.where(ready, take, np.nan)

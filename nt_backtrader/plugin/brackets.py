@@ -133,15 +133,18 @@ class RiskBrackets(bt.Strategy):
 
     def _send_legs(self, data, position: float, levels, parent=None) -> None:
         """A Stop and a Limit that close `position` at the levels: the children of `parent` (a bracket,
-        sent with it) or, around a position held, each other's one-cancels-other."""
+        sent with it) or, around a position held, each other's one-cancels-other. An infinite level (a
+        level no bar reaches) sends no leg: the other guards the position alone, never as a bracket's
+        child (backtrader's brackets need both)."""
         leg = super().sell if position > 0 else super().buy
         size = abs(position)
         stop = leg(data=data, size=size, exectype=bt.Order.Stop, price=levels[0], parent=parent,
-                   transmit=parent is None)
+                   transmit=parent is None) if math.isfinite(levels[0]) else None
         take = leg(data=data, size=size, exectype=bt.Order.Limit, price=levels[1], parent=parent,
-                   oco=stop if parent is None else None)
-        stop.addinfo(leg="stop")
-        take.addinfo(leg="take")
+                   oco=stop if parent is None else None) if math.isfinite(levels[1]) else None
+        for order, kind in ((stop, "stop"), (take, "take")):
+            if order is not None:
+                order.addinfo(leg=kind)
         self._bracket_book()[data] = {"parent": parent, "stop": stop, "take": take, "levels": tuple(levels)}
 
     def cancel_brackets(self, data) -> None:
@@ -162,11 +165,13 @@ class RiskBrackets(bt.Strategy):
         if book is None or (book["parent"] is not None and book["parent"].alive()):
             return  # never guarded, or a bracket whose entry is still on its way
         held = self.getposition(data).size
-        legs = (book["stop"], book["take"])
+        legs = [leg for leg, level in zip((book["stop"], book["take"]), book["levels"] or (0.0, 0.0))
+                if math.isfinite(level)]                             # a leg at an infinite level is never sent
         if held and all(leg is not None and leg.alive() and leg.size == -held for leg in legs):
             return
         self.cancel_brackets(data)
-        levels = book["levels"] if side_of(book["levels"]) == (held > 0) - (held < 0) else book.get("reversal")
+        side, reversal = (held > 0) - (held < 0), book.get("reversal")
+        levels = book["levels"] if side_of(book["levels"]) == side else reversal if side_of(reversal) == side else None
         if held and levels is not None:
             self.guard(data, held, levels)
         else:

@@ -186,6 +186,14 @@ class PositionStrategy(RiskBrackets, TargetStrategy):
         self.cancel_brackets(data)
         send = bt.Strategy.buy if delta > 0 else bt.Strategy.sell
         levels = (kept if side == was else self.entry_levels(data, side)) if side else None
+        if side and side != was and (levels is None or not all(math.isfinite(level) for level in levels)):
+            # a new side with one leg or none (a risk net's cell): no bracket, which takes two children, and no
+            # levels of an earlier side left to guard it; fit_legs sends a single leg at the end of the fill
+            # bar's next(), first checked on the bar after the fill, as a bracket's child is
+            order = send(self, data=data, size=abs(delta))
+            self._bracket_book()[data] = {"parent": None, "stop": None, "take": None, "levels": levels,
+                                          "reversal": kept}
+            return order
         if levels is None:
             return send(self, data=data, size=abs(delta))
         if side == was:
@@ -206,10 +214,12 @@ class PositionStrategy(RiskBrackets, TargetStrategy):
         return next((levels for levels in (book["levels"], book.get("reversal")) if side_of(levels) == side), None)
 
     def entry_levels(self, data, direction: int) -> tuple[float, float] | None:
-        """(stop, take-profit) prices of a side opened on this bar; None without brackets or history."""
+        """(stop, take-profit) prices of a side opened on this bar; None without brackets or history. An
+        infinite level: that leg is left out (a risk net's cell with one leg)."""
         target = self.targets[data]
         levels = levels_from(data.close[0], target.atr[0], target.stop_atr[0], target.take_atr[0], direction)
-        return levels if all(math.isfinite(level) for level in levels) else None
+        return levels if any(math.isfinite(level) for level in levels) and not any(map(math.isnan, levels)) \
+            else None
 
     def fit_legs(self, data) -> None:
         self._refit.add(data)  # at the end of next(), after this bar's rebalancing (see the module's docstring)
@@ -231,7 +241,9 @@ class PositionStrategy(RiskBrackets, TargetStrategy):
         order, book = self.orders[data], self._bracket_book().get(data)
         pending = order is not None and order.alive()
         levels = self.held_levels(data)
-        stop = book["stop"] if book and not pending else None  # legs sent with a pending order come back with it
+        # legs sent with a pending order come back with it; a leg left out leaves the other
+        stop = next((leg for leg in (book["stop"], book["take"]) if leg is not None), None) \
+            if book and not pending else None
         target = self.book.get(data)
         blocked, blocked_bars = self.waits[data]
         return super().asset_carry(data) | {
