@@ -46,7 +46,9 @@ def spa_at_equal_vol(folder: Path, vol: float = 0.10, reps: int = 1000) -> dict[
 
     table = pd.read_csv(folder / "sweep.csv")
     out = {}
-    for variant, rows in table[table["status"] == "ok"].groupby("variant" if "variant" in table else "status"):
+    keys = [k for k in ("variant", "data.dataset") if k in table] or ["status"]
+    for variant, rows in table[table["status"] == "ok"].groupby(keys):
+        variant = " on ".join(str(v) for v in variant)
         cells = [folder / "cells" / name for name in rows["name"]]
         models = {c.name: pd.read_csv(c / "returns.csv", index_col=0, parse_dates=True)["strategy"] for c in cells}
         baselines = pd.read_csv(cells[0] / "baselines.csv", index_col=0, parse_dates=True)
@@ -66,7 +68,10 @@ def read_sweep(folder: Path, since: str) -> pd.DataFrame:
     rows = []
     for _, row in table[table["status"] == "ok"].iterrows():
         sharpes = cell_sharpes(folder / "cells" / row["name"], since)
-        rows.append({"variant": row.get("variant", "base") if "variant" in table else "base", "seed": int(row["seed"]),
+        variant = row["variant"] if "variant" in table else "base"
+        if "data.dataset" in table:   # a grid over datasets: one group per variant and dataset
+            variant = f"{variant} on {row['data.dataset']}"
+        rows.append({"variant": variant, "seed": int(row["seed"]),
                      **{(period, k): v for period, values in sharpes.items() for k, v in values.items()}})
     return pd.DataFrame(rows)
 
