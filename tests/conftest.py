@@ -153,3 +153,13 @@ def tiny_bundle(sp500):
     bundle, _ = coordinator.fit({"sp500": AssetWindow(arrays_of(history), 0, int(len(history) * 0.8))}, segment=0,
                                 meta={"source": "sp500", "train_start": "2004-01-02", "train_end": "2009-12-31"})
     return bundle
+
+
+def assert_records_equal(records: list, restored: list, count: int) -> None:
+    """Two lists of the core's realized records (position_sizer.Window, position_risk.Entries) hold
+    the same arrays, dtypes included: what a state_dict round trip must keep."""
+    assert len(restored) == len(records) == count
+    for mine, theirs in zip(records, restored):
+        for key, value in vars(mine).items():
+            assert getattr(theirs, key).dtype == value.dtype
+            np.testing.assert_array_equal(getattr(theirs, key), value)

@@ -20,12 +20,11 @@ import pytest
 import torch
 
 from conftest import assert_same_up_to, kill_after_segments, with_noise_after
-from test_position_trader import TINY
+from test_position_trader import TINY, one_thread, universe  # noqa: F401 (fixtures: one thread, two indices)
 from nt_backtrader import run_state
 from nt_backtrader.cli import main
 from nt_backtrader.config import Config, override, to_toml
 from nt_backtrader.costs import asset_costs
-from nt_backtrader.data import load_ohlcv
 from nt_backtrader.plugin import run_backtest
 from nt_backtrader.position_trader import PositionTrader
 from nt_backtrader.walkforward import calendar_of, segments_for, walk_forward
@@ -37,20 +36,6 @@ CUT_BAR = 1000
 # test_position_trader's tiny core, rebalancing on a drift of 0.01 (a tenth of sizing.max_fraction, 0.1, times
 # the book scale, 0.5) rather than 0.05: some 50 orders in the 195 test bars instead of 15, decisions to compare
 CORE = TINY | {"strategy.rebalance_band": 0.02}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """train.threads = 1 sets torch's thread count for the process: restored for the modules after."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def universe(sp500) -> dict[str, pd.DataFrame]:
-    """test_position_trader's two indices: 1,100 bars each from 2004, three segments."""
-    return {"sp500": sp500.loc["2004":].iloc[:1100], "nasdaq": load_ohlcv(dataset="nasdaq").loc["2004":].iloc[:1100]}
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import with_noise_after
+from conftest import assert_records_equal, with_noise_after
 from nt_backtrader.config import override
 from nt_backtrader.data import load_ohlcv
 from nt_backtrader.features import average_true_range
@@ -351,12 +351,7 @@ def test_the_recorded_entries_survive_a_state_dict_round_trip(config, walked, tm
     torch.save(trader.state_dict(), tmp_path / "state.pt")
     resumed = PositionTrader(override(config, **NET))
     resumed.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
-    assert len(resumed.entries) == len(trader.entries) == 3
-    for mine, theirs in zip(trader.entries, resumed.entries):
-        for key, value in vars(mine).items():
-            restored = getattr(theirs, key)
-            assert restored.dtype == value.dtype
-            np.testing.assert_array_equal(restored, value)
+    assert_records_equal(trader.entries, resumed.entries, 3)
 
 
 def test_noise_after_the_test_window_changes_no_recorded_entry(universe, config, walked):

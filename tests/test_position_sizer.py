@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import with_noise_after
+from conftest import assert_records_equal, with_noise_after
 from nt_backtrader import momentum
 from nt_backtrader.config import override
 from nt_backtrader.networks.sizing import PositionSizingNet
@@ -261,12 +261,7 @@ def test_the_realized_windows_survive_a_state_dict_round_trip(config, walked, tm
     torch.save(trader.state_dict(), tmp_path / "state.pt")
     resumed = PositionTrader(config)
     resumed.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
-    assert len(resumed.realized) == len(trader.realized) == 3
-    for mine, theirs in zip(trader.realized, resumed.realized):
-        for key, value in vars(mine).items():
-            restored = getattr(theirs, key)
-            assert restored.dtype == value.dtype
-            np.testing.assert_array_equal(restored, value)
+    assert_records_equal(trader.realized, resumed.realized, 3)
 
 
 def test_no_sizer_is_trained_when_sizing_is_off(universe, config):
