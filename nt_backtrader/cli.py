@@ -15,7 +15,8 @@ from .job import print_comparison
 
 EXIT_USER_ERROR = 2
 # --quick: the same pipeline with smaller nets and fewer epochs, for a first look in under a minute.
-QUICK = {"timing.hidden": 16, "train.first_epochs": 6, "train.max_epochs": 2, "train.max_samples": 1000}
+QUICK = {"timing.hidden": 8, "train.first_epochs": 6, "train.max_epochs": 2, "train.max_samples": 1000,
+         "tuner.population": 2}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -283,12 +284,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_update(args: argparse.Namespace) -> int:
-    from .bundle import Bundle
     from .cycle import bundle_config, next_bundle
     from .data import load_universe
 
     out = output_path(args, Path(args.out), folder=False)
-    bundle = Bundle.load(args.bundle)
+    bundle = read_bundle(args.bundle, "update")
     changes = bundle_changes(args, (("threads", "train.threads"), ("device", "train.device")))
     config = bundle_config(bundle, changes)
     source = universe_name(config.data)
@@ -306,14 +306,13 @@ def cmd_signal(args: argparse.Namespace) -> int:
     import datetime as dt
     import json
 
-    from .bundle import Bundle
     from .cycle import bundle_config
     from .data import load_universe
     from .next_decision import HISTORY, as_json, as_text, next_decisions, stale
 
     if args.history is not None and args.history < 0:
         raise ConfigError("--history must be 0 (all bars) or more")
-    bundle = Bundle.load(args.bundle)
+    bundle = read_bundle(args.bundle, "signal")
     changes = bundle_changes(args, (("commission_bps", "backtest.commission_bps"),
                                     ("slippage_bps", "backtest.slippage_bps")))
     # the bundle's own source, costs and traded assets, unless the command line says otherwise
@@ -331,7 +330,6 @@ def cmd_signal(args: argparse.Namespace) -> int:
 def cmd_backtest(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .bundle import Bundle
     from .data import load_universe, require_bars, traded
     from .plugin import NeuralStrategy
     from .report import write_report
@@ -341,7 +339,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     source = universe_name(config.data)
     out = output_path(args, Path("reports") / f"{source}-bundle")
-    bundle = Bundle.load(args.bundle)
+    bundle = read_bundle(args.bundle, "backtest")
     # every bar up to --end: the warm-up of a backtest from --start comes from the bars before it
     universe = traded(load_universe(config.data, start=None), config.data)
     warmup = bundle.warmup_bars
@@ -389,6 +387,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"\nsweep: {out}/sweep.csv, {out}/{SUMMARY_MD}, {out}/{SUMMARY_HTML}")
     failed = int((table["status"] != "ok").sum())
     return 1 if failed else 0
+
+
+def read_bundle(path: str, command: str):
+    """The bundle file at `path`, a discrete Bundle (a PositionBundle is refused in one line, for now)."""
+    from .bundle_file import is_position, load_bundle
+
+    bundle = load_bundle(path)
+    if is_position(bundle):
+        raise ConfigError(f"{path} is a position bundle (timing.mode 'position'): `{command}` reads discrete "
+                          "bundles only so far; trade it with `nt-backtrader run` or PositionStrategy")
+    return bundle
 
 
 def first_traded_bar(calendar, start: str | None, warmup: int):
