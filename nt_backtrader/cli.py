@@ -140,9 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train the networks up to the last bar -> a bundle file",
                                 description="The walk-forward's coordinated cycle (tuner, timing candidates, "
-                                "meta-learner, sizer, risk net) on the data up to its last bar, cut as the "
-                                "walk-forward cuts a segment (train window, validation tail, purge gap), saved as "
-                                "a bundle that `signal`, `backtest`, `update` and your own backtrader scripts load.")
+                                "meta-learner, sizer, risk net; for timing.mode position the deep-momentum core's "
+                                "position nets) on the data up to its last bar, cut as the walk-forward cuts a "
+                                "segment (train window, validation tail, purge gap), saved as a bundle that "
+                                "`signal`, `backtest`, `update` and your own backtrader scripts load.")
     add_data_options(train)
     add_common_options(train, "bundle file (default reports/<data>-neural/bundle.pt)")
     train.set_defaults(func=cmd_train)
@@ -268,7 +269,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .cycle import first_bundle
+    from .cycle import first_bundle, fit_summary
     from .data import load_universe
 
     config = config_from_args(args)
@@ -277,14 +278,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     # One cycle without realized feedback: the tuner's first proposals, the meta-learner's prior weights.
     bundle, info = first_bundle(load_universe(config.data), config, source)
     bundle.save(out)
-    print(f"trained on {source} {bundle.meta['train_start']} .. {bundle.meta['train_end']}: timing validation "
-          f"accuracy {info['timing_val_accuracy']:.3f} after {info['timing_epochs']} epochs")
+    print(f"trained on {source} {bundle.meta['train_start']} .. {bundle.meta['train_end']}: "
+          f"{fit_summary(bundle, info)}")
     print(f"bundle: {out} (next: `nt-backtrader signal --bundle {out}`)")
     return 0
 
 
 def cmd_update(args: argparse.Namespace) -> int:
-    from .cycle import bundle_config, next_bundle
+    from .cycle import bundle_config, fit_summary, next_bundle
     from .data import load_universe
 
     out = output_path(args, Path(args.out), folder=False)
@@ -297,7 +298,7 @@ def cmd_update(args: argparse.Namespace) -> int:
     print(f"traded {info['window_start']} .. {info['window_end']}: return {info['window_return']:+.2%}, "
           f"{info['n_fills']} fills, fed back to the meta-learner and the tuner")
     print(f"trained segment {new.cycle['segment']} on {source} {new.meta['train_start']} .. {new.meta['train_end']}: "
-          f"timing validation accuracy {info['timing_val_accuracy']:.3f} after {info['timing_epochs']} epochs")
+          f"{fit_summary(new, info)}")
     print(f"bundle: {out}")
     return 0
 

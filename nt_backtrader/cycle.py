@@ -8,6 +8,10 @@ net) trains on the data up to the new last bar. A bundle carries what its update
 `Bundle.cycle`: the config, its segment, the bars it has seen, the coordinator's state (tuner,
 meta-learner, warm starts), the feedback pending, and the account. So a chain of updates at
 the walk-forward's boundaries makes the walk-forward's bundles and decisions, bit for bit.
+
+The deep-momentum core (timing.mode 'position') runs the same cycle with a PositionTrader: its
+PositionBundle's `cycle` holds the trader's state (tuner, meta-learner, warm starts, the sizing and
+risk nets' realized windows) and its pending feedback (the tuner's chosen candidate's nets among it).
 """
 from __future__ import annotations
 
@@ -20,13 +24,17 @@ from .config import Config, from_dict, override, to_toml
 from .errors import CheckpointError, ConfigError, DataError
 from .run_state import plain
 from .splits import MIN_LAST_WINDOW, segment_at
+from .position_bundle import PositionBundle
+from .position_trader import PositionTrader
 from .traders import NeuralTrader
 from .walkforward import calendar_of, trade_window, train_frames
 
 POOLED = ""  # the coordinator of a pooled NeuralTrader
+Trader = NeuralTrader | PositionTrader
+AnyBundle = Bundle | PositionBundle
 
 
-def first_bundle(universe: dict, config: Config, source: str = "") -> tuple[Bundle, dict]:
+def first_bundle(universe: dict, config: Config, source: str = "") -> tuple[AnyBundle, dict]:
     """Segment 0 of the walk-forward, its test window starting after the last bar."""
     calendar = calendar_of(universe)
     wf = config.walkforward
@@ -34,12 +42,12 @@ def first_bundle(universe: dict, config: Config, source: str = "") -> tuple[Bund
         raise DataError(f"training needs {wf.train_bars + wf.purge_bars} bars (walkforward.train_bars "
                         f"{wf.train_bars} + purge_bars {wf.purge_bars}), the data has {len(calendar)} from "
                         f"{calendar[0].date()}: give more history or lower walkforward.train_bars")
-    trader = neural_trader(config, source)
+    trader = cycle_trader(config, source)
     return fit_at_end(trader, universe, calendar, 0, carry=None), trader.last_fit
 
 
-def next_bundle(bundle: Bundle, universe: dict, changes: dict | None = None, source: str = "") \
-        -> tuple[Bundle, dict]:
+def next_bundle(bundle: AnyBundle, universe: dict, changes: dict | None = None, source: str = "") \
+        -> tuple[AnyBundle, dict]:
     """The bundle's next segment on `universe` (its history plus new bars): feedback, then a new fit.
 
     `changes`: config keys to replace in the bundle's config (the data source, threads, device)."""
@@ -47,10 +55,10 @@ def next_bundle(bundle: Bundle, universe: dict, changes: dict | None = None, sou
     config = bundle_config(bundle, changes)
     calendar = calendar_of(universe)
     seen = check_history(universe, calendar, cycle)
-    trader = neural_trader(config, source)
-    coordinator = trader.coordinator(POOLED)
-    coordinator.load_state_dict(cycle["trader"])
-    coordinator.load_pending(cycle["pending"], bundle)
+    trader = cycle_trader(config, source)
+    learning = learner(trader)
+    learning.load_state_dict(cycle["trader"])
+    learning.load_pending(cycle["pending"], bundle)
     # the window the bundle traded: from the bar after its last one to the new last bar
     traded_window = segment_at(cycle["segment"], seen, len(calendar), config.walkforward)
     params = {"bundle": bundle, "cash_buffer": config.backtest.cash_buffer}
@@ -63,7 +71,7 @@ def next_bundle(bundle: Bundle, universe: dict, changes: dict | None = None, sou
     return new, {**trader.last_fit, **realized, "feedback": learned}
 
 
-def bundle_config(bundle: Bundle, changes: dict | None = None) -> Config:
+def bundle_config(bundle: AnyBundle, changes: dict | None = None) -> Config:
     """The config the bundle was trained with, with `changes` (dotted keys)."""
     if not bundle.cycle:
         raise CheckpointError("this bundle carries no training state (it was not written by `train` or `update`): "
@@ -71,21 +79,26 @@ def bundle_config(bundle: Bundle, changes: dict | None = None) -> Config:
     return override(from_dict(Config, tomllib.loads(bundle.cycle["config"])), **(changes or {}))
 
 
-def neural_trader(config: Config, source: str) -> NeuralTrader:
-    if config.timing.mode == "position":
-        raise ConfigError("timing.mode 'position' (the deep-momentum core) is walk-forward only so far: `train` "
-                          "and `update` make bundles of the discrete modes; run it with `nt-backtrader run`, "
-                          "or set timing.mode to 'direction'")
+def cycle_trader(config: Config, source: str) -> Trader:
+    """The config's neural trader: a PositionTrader for the core, a pooled NeuralTrader otherwise."""
     if config.strategy.name != "neural":
         config = override(config, **{"strategy.name": "neural"})
+    if config.timing.mode == "position":
+        return PositionTrader(config, source)
     if not config.train.pooled:
         raise ConfigError("train.pooled = false trains a bundle per asset, for walk-forward runs; `train` and "
                           "`update` make one pooled bundle: leave train.pooled = true")
     return NeuralTrader(config, source)
 
 
-def fit_at_end(trader: NeuralTrader, universe: dict, calendar: pd.DatetimeIndex, index: int,
-               carry: dict | None) -> Bundle:
+def learner(trader: Trader):
+    """What learns across segments, with its state and pending feedback: a NeuralTrader's pooled
+    coordinator, or the PositionTrader itself."""
+    return trader if isinstance(trader, PositionTrader) else trader.coordinator(POOLED)
+
+
+def fit_at_end(trader: Trader, universe: dict, calendar: pd.DatetimeIndex, index: int,
+               carry: dict | None) -> AnyBundle:
     """Segment `index` fitted with its test window starting on the bar after the last; the bundle
     records what the next update continues from."""
     config = trader.config
@@ -93,11 +106,23 @@ def fit_at_end(trader: NeuralTrader, universe: dict, calendar: pd.DatetimeIndex,
     segment = segment_at(index, n, n, config.walkforward)
     train = train_frames(universe, calendar[segment.train_end]) if segment.train_end < n else dict(universe)
     bundle = trader.fit(train, segment, calendar)["bundle"]
-    coordinator = trader.coordinator(POOLED)
+    learning = learner(trader)
     bundle.cycle = plain({"config": to_toml(config), "segment": index, "bars": n, "assets": sorted(universe),
                           "first_date": str(calendar[0].date()), "last_date": str(calendar[-1].date()),
-                          "trader": coordinator.state_dict(), "pending": coordinator.pending_state(), "carry": carry})
+                          "trader": learning.state_dict(), "pending": learning.pending_state(), "carry": carry})
     return bundle
+
+
+def fit_summary(bundle: AnyBundle, info: dict) -> str:
+    """The fit in words for the console: the discrete timing's validation accuracy, or the core's
+    validation net Sharpe (the tuner's chosen candidate, its seeds' mean, net of costs) and member weights;
+    with the epochs that candidate trained."""
+    if not isinstance(bundle, PositionBundle):
+        return f"timing validation accuracy {info['timing_val_accuracy']:.3f} after {info['timing_epochs']} epochs"
+    chosen = min(info["candidates"], key=lambda candidate: candidate["val_loss"])  # the first best, as fit's
+    weights = ", ".join(f"{name} {weight:.2f}" for name, weight in info["weights"].items())
+    return (f"validation net Sharpe {-chosen['val_loss']:.2f} after {chosen['epochs']} epochs; "
+            f"member weights {weights}")
 
 
 def check_history(universe: dict, calendar: pd.DatetimeIndex, cycle: dict) -> int:

@@ -84,6 +84,22 @@ def plain(net) -> dict:
     return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
 
 
+def ensemble_payload(ensemble: PositionEnsemble) -> dict:
+    """An ensemble's nets as plain tensors, with why each was chosen (its validation Sharpe, its seed)."""
+    return {"val_sharpes": [float(v) for v in ensemble.val_sharpes], "seeds": [int(s) for s in ensemble.seeds],
+            "states": [plain(net) for net in ensemble.nets]}
+
+
+def ensemble_from(payload: dict, args: dict) -> PositionEnsemble:
+    """The ensemble `ensemble_payload` wrote, its nets rebuilt from `args` (net_args) without dropout."""
+    nets = []
+    for state in payload["states"]:
+        net = PositionNet(dropout=0.0, **args)
+        net.load_state_dict(state)
+        nets.append(net)
+    return PositionEnsemble(nets, [float(v) for v in payload["val_sharpes"]], list(payload["seeds"]))
+
+
 def sizer_args(net: PositionSizingNet) -> dict:
     """The keywords that rebuild an empty PositionSizingNet of this shape."""
     first = net.body[0]
@@ -101,6 +117,7 @@ class PositionBundle:
     timeframe: tuple[str, int] = DAILY
     meta: dict = field(default_factory=dict)  # provenance: source, assets, train window, segment
     assets: tuple[str, ...] = ()           # pool order: an asset's index is its id for a net with an embedding
+    cycle: dict = field(default_factory=dict)  # what `nt-backtrader update` continues from (see cycle.py); {} = none
 
     def __post_init__(self):
         self.net.eval()
@@ -191,10 +208,7 @@ class PositionBundle:
             "risk_net": {} if self.risk_net is None else {
                 "hidden": self.risk_net.body[0].out_features, "state": plain(self.risk_net)},
             "timeframe": [str(self.timeframe[0]), int(self.timeframe[1])], "meta": dict(self.meta),
-            "assets": list(self.assets),
-            "ensemble": {"val_sharpes": [float(v) for v in self.net.val_sharpes],
-                         "seeds": [int(s) for s in self.net.seeds],
-                         "states": [plain(net) for net in self.net.nets]},
+            "assets": list(self.assets), "cycle": self.cycle, "ensemble": ensemble_payload(self.net),
         }
         payload["sha256"] = digest(payload)
         return payload
@@ -209,12 +223,6 @@ class PositionBundle:
             raise CheckpointError(f"{source} was trained on other inputs or members than this nt_backtrader "
                                   "computes; train a new one")
         try:
-            ensemble = payload["ensemble"]
-            nets = []
-            for state in ensemble["states"]:
-                net = PositionNet(dropout=0.0, **payload["args"])
-                net.load_state_dict(state)
-                nets.append(net)
             sizer = None
             if payload["sizer"]:
                 sizer = PositionSizingNet(**payload["sizer"]["args"])
@@ -224,11 +232,10 @@ class PositionBundle:
                 risk_net = RiskNet(len(STATE_COLUMNS), payload["risk_net"]["hidden"], stop_grid=STOP_GRID,
                                    take_grid=TAKE_GRID)
                 risk_net.load_state_dict(payload["risk_net"]["state"])
-            return cls(PositionSpec(**payload["spec"]),
-                       PositionEnsemble(nets, [float(v) for v in ensemble["val_sharpes"]], list(ensemble["seeds"])),
+            return cls(PositionSpec(**payload["spec"]), ensemble_from(payload["ensemble"], payload["args"]),
                        tuple(payload["weights"]), float(payload["book_scale"]), sizer,
                        risk_net, (str(payload["timeframe"][0]), int(payload["timeframe"][1])),
-                       dict(payload["meta"]), tuple(payload["assets"]))
+                       dict(payload["meta"]), tuple(payload["assets"]), payload.get("cycle", {}))
         except (KeyError, TypeError, IndexError, RuntimeError) as exc:
             raise CheckpointError(f"{source} does not hold a complete position bundle ({exc}); train a new one") \
                 from None

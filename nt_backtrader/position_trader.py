@@ -20,7 +20,7 @@ Every random draw is seeded by (seed, segment, seed line), so a resumed run repe
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,7 @@ from .costs import asset_costs
 from .errors import ConfigError
 from .data import traded
 from .networks.position import PositionEnsemble
-from .position_bundle import MEMBERS, PositionBundle, PositionSpec
+from .position_bundle import MEMBERS, PositionBundle, PositionSpec, ensemble_from, ensemble_payload, net_args
 from .runtime import configure
 from .splits import Segment
 from .training.loop import FitResult, Hyper
@@ -43,7 +43,7 @@ from .training.position_risk import Entries, entry_rows, fit_risk, grid
 from .training.position_sizer import Window, fit_sizer
 from .training.position_trainer import AssetSeries, PositionFit, ensemble, fit_position_net, positions
 from .training.trainer import cpu_state
-from .training.tuner import Tuner
+from .training.tuner import Proposal, Tuner
 
 SEED_LINES = 8  # candidate j's seed k continues line j * SEED_LINES + k (config: at most 8 of each)
 SIZING_WINDOWS = 5  # realized test windows the sizing and risk nets learn from: the latest five years
@@ -303,6 +303,21 @@ class PositionTrader:
         tuner_info = self.tuner.learn_from_outcome(pending["state"], pending["proposal"], candidate_sharpe)
         return self.last_fit | {"member_oos_sharpes": meta_info.pop("member_sharpes"),
                                 "candidate_oos_sharpe": candidate_sharpe, **meta_info, **tuner_info}
+
+    def pending_state(self) -> dict:
+        """What feedback() will need of the last fit, as plain tensors and numbers (the bundle aside): a
+        bundle written by `nt-backtrader train` carries it to the `update` that feeds its window back."""
+        pending = self.pending
+        proposal, candidate = pending["proposal"], pending["candidate"]
+        return {"state": pending["state"], "meta_inputs": dict(pending["meta_inputs"]),
+                "proposal": {"action": proposal.action, "hyper": asdict(proposal.hyper)},
+                "candidate": ensemble_payload(candidate) | {"args": net_args(candidate.nets[0])}}
+
+    def load_pending(self, state: dict, bundle: PositionBundle) -> None:
+        proposal, candidate = state["proposal"], state["candidate"]
+        self.pending = {"bundle": bundle, "state": state["state"], "meta_inputs": state["meta_inputs"],
+                        "proposal": Proposal(proposal["action"], Hyper(**proposal["hyper"])),
+                        "candidate": ensemble_from(candidate, candidate["args"])}
 
     def state_dict(self) -> dict:
         return {"tuner": self.tuner.state_dict(), "meta": self.meta.state_dict(), "warm": dict(self.warm),

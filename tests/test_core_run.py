@@ -62,12 +62,3 @@ def test_a_run_that_never_trades_still_writes_its_tear_sheet(sp500, tmp_path):
     assert main(["run", "--csv", str(tmp_path / "spx.csv"), "--out", str(out), "--quiet", "--config", toml]) == 0
     assert (pd.read_csv(out / "returns.csv")["strategy"] == 0).all() and (out / "tearsheet.html").is_file()
 
-
-def test_train_and_update_refuse_the_core_in_one_line_before_any_work(sp500, tmp_path, capsys):
-    yahoo_csv(tmp_path / "spx.csv", sp500.loc["2004":].iloc[:1100])
-    toml = config_toml(tmp_path / "core.toml", TINY)
-    bundle = tmp_path / "model.pt"
-    assert main(["train", "--csv", str(tmp_path / "spx.csv"), "--out", str(bundle), "--config", toml]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "timing.mode 'position'" in err[0] and "nt-backtrader run" in err[0]
-    assert not bundle.exists()                                   # nothing written

@@ -1,0 +1,115 @@
+"""The bundle commands with the deep-momentum core (timing.mode = "position"): `train` writes the walk-forward's
+first segment as a PositionBundle carrying what `update` needs; `signal` gives each traded asset's target weight
+for the next session, untouched by bars after its last one; `backtest` trades the bundle next to the core's
+baselines; a chain train -> update at the walk-forward's boundaries makes the walk-forward's bundles."""
+from __future__ import annotations
+
+import contextlib
+import io
+import tomllib
+
+import numpy as np
+import pytest
+import torch
+
+from test_position_trader import TINY, one_thread  # noqa: F401 (fixture: one thread)
+from nt_backtrader.bundle_file import load_bundle
+from nt_backtrader.cli import main
+from nt_backtrader.config import Config, from_dict, override, to_toml
+from nt_backtrader.data import load_universe
+from nt_backtrader.position_bundle import PositionBundle
+from nt_backtrader.position_trader import PositionTrader
+from nt_backtrader.walkforward import calendar_of, segments_for, train_frames
+
+START, BARS = "2004-01-01", 1100  # sp500 and nasdaq share their calendar: 2004-01-02 .. 2008-05-15
+FIRST_TEST = 905                  # train_bars 900 + purge_bars 5: segment 0's test window starts here
+
+
+@pytest.fixture(scope="module")
+def config() -> Config:
+    return override(Config(), **TINY | {"data.dataset": ("sp500", "nasdaq"), "data.start": START})
+
+
+@pytest.fixture(scope="module")
+def calendar(config):
+    return calendar_of(load_universe(config.data))[:BARS]
+
+
+def upto(config: Config, calendar, bars: int) -> dict:
+    """The two indices' first `bars` bars from START, as the command line loads them with --end."""
+    return load_universe(override(config, **{"data.end": str(calendar[bars - 1].date())}).data)
+
+
+def cli(*argv) -> tuple[int, str]:
+    """main(argv) with its standard output caught (module fixtures cannot take capsys)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(list(argv))
+    return code, out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def toml(config, tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("config") / "core.toml"
+    path.write_text(to_toml(override(config, **{"data.dataset": (), "data.start": None})))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def trained(toml, calendar, tmp_path_factory):
+    """`nt-backtrader train` on the bars before segment 0's test window: (bundle path, its standard output)."""
+    path = tmp_path_factory.mktemp("bundle") / "core.pt"
+    code, stdout = cli("train", "--dataset", "sp500,nasdaq", "--start", START, "--end",
+                       str(calendar[FIRST_TEST - 1].date()), "--config", toml, "--out", str(path))
+    assert code == 0
+    return path, stdout
+
+
+def states(bundle: PositionBundle) -> list[dict]:
+    return [net.state_dict() for net in bundle.net.nets]
+
+
+def assert_same_nets(mine: PositionBundle, theirs: PositionBundle) -> None:
+    assert len(mine.net.nets) == len(theirs.net.nets) > 0
+    for a, b in zip(states(mine), states(theirs)):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (mine.weights, mine.spec, mine.book_scale, mine.net.seeds) == \
+        (theirs.weights, theirs.spec, theirs.book_scale, theirs.net.seeds)
+
+
+def test_train_writes_the_walk_forwards_first_segment_as_a_position_bundle(config, calendar, trained):
+    path, stdout = trained
+    bundle = load_bundle(path)
+    assert isinstance(bundle, PositionBundle)
+    # the walk-forward's segment 0 fitted directly: the same nets, member weights and spec
+    universe = upto(config, calendar, BARS)
+    seg = segments_for(universe, config)[0]
+    assert seg.test_start == FIRST_TEST
+    trader = PositionTrader(config, "sp500+nasdaq")
+    fitted = trader.fit(train_frames(universe, calendar[seg.train_end]), seg, calendar)["bundle"]
+    assert_same_nets(bundle, fitted)
+    assert bundle.meta == fitted.meta | {"source": "sp500+nasdaq"}
+    assert (bundle.meta["train_start"], bundle.meta["train_end"]) == ("2004-01-02", str(calendar[899].date()))
+    # what `update` continues from
+    cycle = bundle.cycle
+    assert (cycle["segment"], cycle["bars"], cycle["assets"]) == (0, FIRST_TEST, ["nasdaq", "sp500"])
+    assert cycle["last_date"] == str(calendar[FIRST_TEST - 1].date()) and cycle["carry"] is None
+    assert from_dict(Config, tomllib.loads(cycle["config"])).timing == config.timing
+    assert sorted(cycle["trader"]["warm"]) == [0, 1] and cycle["trader"]["realized"] == []
+    assert set(cycle["pending"]) == {"state", "meta_inputs", "proposal", "candidate"}
+    assert len(cycle["pending"]["candidate"]["states"]) == 2                      # the chosen candidate's seeds
+    # one line per fit, as the discrete mode prints: its dates, the chosen candidate's validation Sharpe, epochs
+    (chosen,) = trader.last_fit["candidates"]                                     # tuner.population 1
+    weights = ", ".join(f"{name} {w:.2f}" for name, w in zip(("neural", "tsmom", "macd"), bundle.weights))
+    assert stdout.splitlines()[0] == (f"trained on sp500+nasdaq 2004-01-02 .. {calendar[899].date()}: validation "
+                                      f"net Sharpe {-chosen['val_loss']:.2f} after {chosen['epochs']} epochs; "
+                                      f"member weights {weights}")
+    assert np.isfinite(chosen["val_loss"]) and chosen["epochs"] >= 1
+
+
+def test_a_position_bundle_without_the_training_state_still_round_trips(trained, tmp_path):
+    bundle = load_bundle(trained[0])
+    bundle.cycle = {}
+    again = load_bundle(bundle.save(tmp_path / "plain.pt"))
+    assert again.cycle == {} and "cycle" in torch.load(tmp_path / "plain.pt", weights_only=True)
+    assert_same_nets(again, bundle)
