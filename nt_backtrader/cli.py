@@ -166,8 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Per traded asset: the target side and fraction of equity, the stop "
                                         "and take-profit prices, the confidence, each ensemble member's vote and the "
                                         "bar it rests on. It is NeuralStrategy's decision on the last bar of a backtest "
-                                        "of the bundle over the last --history bars. Without data options, the data "
-                                        "the bundle was trained on (its source, up to the latest bar).")
+                                        "of the bundle over the last --history bars. A position bundle (timing.mode "
+                                        "position) gives PositionStrategy's target weight, the weight held, whether "
+                                        "the next open trades, and each member's position. Without data options, the "
+                                        "data the bundle was trained on (its source, up to the latest bar).")
     signal.add_argument("--history", type=int, default=None, metavar="BARS", help="bars replayed before the "
                         "last one to set the rule's state and the account (default 504; 0: all)")
     signal.add_argument("--json", action="store_true", help="print JSON for programs instead of a table")
@@ -307,24 +309,28 @@ def cmd_signal(args: argparse.Namespace) -> int:
     import datetime as dt
     import json
 
+    from . import next_decision, position_signal
+    from .bundle_file import is_position
     from .cycle import bundle_config
     from .data import load_universe
-    from .next_decision import HISTORY, as_json, as_text, next_decisions, stale
 
     if args.history is not None and args.history < 0:
         raise ConfigError("--history must be 0 (all bars) or more")
     bundle = read_bundle(args.bundle, "signal")
+    # the same three functions for either kind of bundle: its decisions, as JSON, as a table
+    decide = position_signal if is_position(bundle) else next_decision
     changes = bundle_changes(args, (("commission_bps", "backtest.commission_bps"),
                                     ("slippage_bps", "backtest.slippage_bps")))
     # the bundle's own source, costs and traded assets, unless the command line says otherwise
     config = bundle_config(bundle, changes) if bundle.cycle else override(Config(), **changes)
-    table = next_decisions(bundle, load_universe(config.data, refresh=args.refresh), config,
-                           HISTORY if args.history is None else args.history, args.allow_timeframe)
-    old = stale(table, dt.date.today())
+    table = decide.next_decisions(bundle, load_universe(config.data, refresh=args.refresh), config,
+                                  next_decision.HISTORY if args.history is None else args.history,
+                                  args.allow_timeframe)
+    old = next_decision.stale(table, dt.date.today())
     if old:
         print(f"nt-backtrader: warning: the data is old: the last bar of {', '.join(old)} is not recent; these "
               "decisions are for the session after that bar, not tomorrow's", file=sys.stderr)
-    print(json.dumps(as_json(table), indent=2) if args.json else as_text(table))
+    print(json.dumps(decide.as_json(table), indent=2) if args.json else decide.as_text(table))
     return 0
 
 
@@ -395,7 +401,7 @@ def read_bundle(path: str, command: str):
     from .bundle_file import is_position, load_bundle
 
     bundle = load_bundle(path)
-    if is_position(bundle):
+    if is_position(bundle) and command != "signal":
         raise ConfigError(f"{path} is a position bundle (timing.mode 'position'): `{command}` reads discrete "
                           "bundles only so far; trade it with `nt-backtrader run` or PositionStrategy")
     return bundle

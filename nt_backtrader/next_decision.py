@@ -16,6 +16,7 @@ import pandas as pd
 from . import timeframe
 from .bundle import Bundle
 from .config import Config
+from .costs import asset_costs
 from .data import require_bars, traded
 from .features import compute_features
 from .plugin import NeuralStrategy, run_backtest
@@ -25,7 +26,7 @@ SIDES = {1: "long", 0: "flat", -1: "short"}
 STALE_BUSINESS_DAYS = 3  # older data than this is named in a warning
 
 
-def replay_frames(universe: dict, bundle: Bundle, history: int) -> dict[str, pd.DataFrame]:
+def replay_frames(universe: dict, bundle, history: int) -> dict[str, pd.DataFrame]:
     """Each asset's last `history` bars (0: all) after its warm-up bars."""
     frames = {}
     for name, frame in universe.items():
@@ -35,21 +36,28 @@ def replay_frames(universe: dict, bundle: Bundle, history: int) -> dict[str, pd.
     return frames
 
 
-def next_decisions(bundle: Bundle, universe: dict, config: Config, history: int = HISTORY,
-                   allow_timeframe: bool = False) -> pd.DataFrame:
-    """One row per traded asset: the decision on its last bar, with every ensemble member's vote."""
-    universe = traded(universe, config.data)
-    if not allow_timeframe:  # NeuralSignal refuses it too, but bars of another timeframe first fail the count
-        for name, frame in universe.items():
+def replay(bundle, universe: dict, config: Config, history: int, allow_timeframe: bool, strategy: type):
+    """(each traded asset's replayed frame, the backtest of `strategy` with `bundle` over them): the run
+    whose last bar's decisions are the signal's, for a Bundle (NeuralStrategy) or a PositionBundle."""
+    traded_universe = traded(universe, config.data)
+    if not allow_timeframe:  # the strategies refuse it too, but bars of another timeframe first fail the count
+        for name, frame in traded_universe.items():
             timeframe.check(bundle.timeframe, timeframe.of_index(frame.index), name)
-    frames = replay_frames(universe, bundle, history)
+    frames = replay_frames(traded_universe, bundle, history)
     # from the first asset's first decidable bar: each asset is decided from its own (no view before)
     start = min(frame.index[bundle.warmup_bars] for frame in frames.values())
     costs = config.backtest
-    result = run_backtest(frames, NeuralStrategy, {"bundle": bundle, "cash_buffer": costs.cash_buffer,
+    return frames, run_backtest(frames, strategy, {"bundle": bundle, "cash_buffer": costs.cash_buffer,
                                                    "allow_timeframe": allow_timeframe},
-                          cash=costs.cash, commission_bps=costs.commission_bps, slippage_bps=costs.slippage_bps,
-                          trade_from=start.date())
+                                cash=costs.cash, commission_bps=costs.commission_bps,
+                                slippage_bps=costs.slippage_bps, trade_from=start.date(),
+                                costs=asset_costs(config, universe))
+
+
+def next_decisions(bundle: Bundle, universe: dict, config: Config, history: int = HISTORY,
+                   allow_timeframe: bool = False) -> pd.DataFrame:
+    """One row per traded asset: the decision on its last bar, with every ensemble member's vote."""
+    frames, result = replay(bundle, universe, config, history, allow_timeframe, NeuralStrategy)
     decisions = result.strategy.decision_table()
     rows = []
     for name, frame in frames.items():

@@ -5,18 +5,27 @@ baselines; a chain train -> update at the walk-forward's boundaries makes the wa
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
+import json
 import tomllib
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
+from conftest import with_noise_after
+from test_cli import run_cli
 from test_position_trader import TINY, one_thread  # noqa: F401 (fixture: one thread)
+from nt_backtrader import position_signal
 from nt_backtrader.bundle_file import load_bundle
 from nt_backtrader.cli import main
 from nt_backtrader.config import Config, from_dict, override, to_toml
+from nt_backtrader.costs import asset_costs
 from nt_backtrader.data import load_universe
+from nt_backtrader.plugin import run_backtest
+from nt_backtrader.position_signal import RecordedTargets
 from nt_backtrader.position_bundle import PositionBundle
 from nt_backtrader.position_trader import PositionTrader
 from nt_backtrader.walkforward import calendar_of, segments_for, train_frames
@@ -113,3 +122,67 @@ def test_a_position_bundle_without_the_training_state_still_round_trips(trained,
     again = load_bundle(bundle.save(tmp_path / "plain.pt"))
     assert again.cycle == {} and "cycle" in torch.load(tmp_path / "plain.pt", weights_only=True)
     assert_same_nets(again, bundle)
+
+
+CUT = 1000  # bar T of the signal tests: 95 bars after the bundle's training data ends
+
+
+def with_brackets(bundle: PositionBundle) -> PositionBundle:
+    """The bundle with fixed ATR brackets and a 5-bar wait after a leg fills: its targets then depend on the
+    fills before them, which a replay must repeat."""
+    return dataclasses.replace(bundle, spec=dataclasses.replace(bundle.spec, risk="atr", cooldown=5))
+
+
+def recorded(bundle: PositionBundle, universe: dict, config: Config, first) -> pd.DataFrame:
+    """RecordedTargets over `universe` trading from `first`, the replay's costs: (date, asset) -> its decision."""
+    b = config.backtest
+    result = run_backtest(universe, RecordedTargets, {"bundle": bundle, "cash_buffer": b.cash_buffer}, cash=b.cash,
+                          commission_bps=b.commission_bps, slippage_bps=b.slippage_bps, trade_from=first.date(),
+                          costs=asset_costs(config, universe))
+    return result.strategy.decision_table().set_index(["date", "asset"]), result
+
+
+def test_the_signal_is_the_backtests_target_on_that_bar_whatever_comes_after(config, calendar, trained):
+    bundle = with_brackets(load_bundle(trained[0]))
+    cut = calendar[CUT]
+    table = position_signal.next_decisions(bundle, upto(config, calendar, CUT + 1), config, history=0)
+    assert list(table["asset"]) == ["sp500", "nasdaq"] and (table["date"] == cut).all()
+    first = calendar[bundle.warmup_bars]                      # where a replay of every bar starts trading
+    clean = upto(config, calendar, BARS)
+    noisy = {name: with_noise_after(frame, cut, seed=i + 1) for i, (name, frame) in enumerate(clean.items())}
+    decided = {}
+    for future, universe in (("clean", clean), ("noisy", noisy)):
+        decided[future], result = recorded(bundle, universe, config, first)
+        assert (result.fills["type"] != "Market").any()      # legs filled before T: the waits were live
+        for row in table.itertuples():
+            mine = decided[future].loc[(cut, row.asset)]
+            assert (mine["target"], mine["held"], mine["rebalance"]) == (row.target, row.held, row.rebalance)
+    assert 0 < abs(table["target"]).max() <= 0.1 and table["held"].abs().max() > 0
+    after = decided["clean"].index.get_level_values("date") > cut
+    assert not np.array_equal(decided["clean"]["target"][after], decided["noisy"]["target"][after])
+
+
+def test_signal_from_the_command_line_gives_each_assets_target_and_members(config, calendar, trained, capsys):
+    path = trained[0]
+    bundle = load_bundle(path)
+    cut = calendar[CUT]
+    code, stdout, stderr = run_cli(["signal", "--bundle", str(path), "--end", str(cut.date()), "--json"], capsys)
+    assert code == 0 and f"sp500 ({cut.date()})" in stderr   # the bundle's own source; old data named
+    rows = {row["asset"]: row for row in json.loads(stdout)}
+    assert list(rows) == ["sp500", "nasdaq"]
+    known = upto(config, calendar, CUT + 1)
+    for name, frame in known.items():
+        row = rows[name]
+        assert row["date"] == str(cut.date()) and row["close"] == frame["close"].iloc[-1]
+        # no brackets and a book of 0.2 at most: the target is the bundle's own weight on that bar
+        assert row["target"] == bundle.target_weights(*(frame[c].to_numpy() for c in ("open", "high", "low",
+                                                                                      "close")), asset=name)[-1]
+        positions = bundle.member_positions(frame["close"].to_numpy(), name)[:, -1]
+        assert [m["position"] for m in row["members"].values()] == list(positions)
+        assert [m["weight"] for m in row["members"].values()] == list(bundle.weights)
+        assert list(row["members"]) == ["neural", "tsmom", "macd"] and row["held"] is not None
+    code, stdout, _ = run_cli(["signal", "--bundle", str(path), "--end", str(cut.date())], capsys)
+    lines = stdout.splitlines()
+    assert code == 0 and lines[0].split() == ["asset", "bar", "target", "held", "trade"] and len(lines) == 5
+    assert lines[1].startswith("sp500") and f"{rows['sp500']['target']:+.1%}" in lines[1]
+    assert lines[3].startswith("sp500 positions: neural ")
