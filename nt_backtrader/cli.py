@@ -179,9 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     backtest = bundle_command(commands, "backtest", cmd_backtest, allow_timeframe="trade",
                               help="trade a saved bundle on any data -> the same report files",
-                              description="Run NeuralStrategy with a frozen bundle over a data source, "
-                                          "without retraining. Dates the bundle was trained on are in-sample: a "
-                                          "warning says so when they overlap.")
+                              description="Run NeuralStrategy (PositionStrategy for a position bundle) with a "
+                                          "frozen bundle over a data source, without retraining, next to the "
+                                          "baselines `run` reports for its mode. Dates the bundle was trained on are "
+                                          "in-sample: a warning says so when they overlap.")
     add_common_options(backtest, "report folder (default reports/<data>-bundle/)")
 
     sweep = commands.add_parser("sweep", help="many walk-forward runs (seeds x data x variants x costs) on Ray "
@@ -338,7 +339,6 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from .data import load_universe, require_bars, traded
-    from .plugin import NeuralStrategy
     from .report import write_report
     from .traders import classical_trader
     from .walkforward import calendar_of
@@ -364,13 +364,15 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         print(f"nt-backtrader: warning: {', '.join(sorted(overlap))} from {first.date()} overlaps the bundle's "
               f"training data ({trained['train_start']} .. {trained['train_end']}): those returns are in-sample",
               file=sys.stderr)
-    params = {"bundle": bundle, "cash_buffer": config.backtest.cash_buffer, "allow_timeframe": args.allow_timeframe}
-    result = backtest_from(universe, first, warmup, config, "neural-bundle", NeuralStrategy, params)
+    strategy, params, config, names = bundle_trading(bundle, config, args.allow_timeframe)
+    result = backtest_from(universe, first, warmup, config, "neural-bundle", strategy, params)
     baselines = {}
-    for name in CLASSICAL_STRATEGIES:
+    for name in names:
         trader = classical_trader(name, config)
+        # the vol-scaled baselines hold the core's share of the book per asset, as in its walk-forward
+        share = {"asset_weight": bundle.book_scale} if trader.book is not None else {}
         baselines[name] = backtest_from(universe, first, trader.warmup_bars, config, name, trader.strategy,
-                                        trader.params)
+                                        trader.params | share)
     write_report(result, universe, config, out, source, baselines=baselines,
                  extra={"bundle": str(args.bundle), "bundle_meta": trained})
     print_comparison({result.strategy: result.summary()} | {n: b.summary() for n, b in baselines.items()}, out)
@@ -401,7 +403,7 @@ def read_bundle(path: str, command: str):
     from .bundle_file import is_position, load_bundle
 
     bundle = load_bundle(path)
-    if is_position(bundle) and command != "signal":
+    if is_position(bundle) and command == "update":
         raise ConfigError(f"{path} is a position bundle (timing.mode 'position'): `{command}` reads discrete "
                           "bundles only so far; trade it with `nt-backtrader run` or PositionStrategy")
     return bundle
@@ -423,6 +425,27 @@ def first_traded_bar(calendar, start: str | None, warmup: int):
 def warmed_up(universe: dict, first, warmup: int) -> dict:
     """Each asset's bars from `first` on, after up to `warmup` of its own bars before it."""
     return {name: frame.iloc[max(frame.index.searchsorted(first) - warmup, 0):] for name, frame in universe.items()}
+
+
+def bundle_trading(bundle, config: Config, allow_timeframe: bool) -> tuple[type, dict, Config, tuple[str, ...]]:
+    """(the strategy that trades `bundle`, its params, the config its baselines and report read, the baselines'
+    names): a Bundle in NeuralStrategy next to the classical three; a PositionBundle in PositionStrategy next to
+    the baselines the core's `run` reports (walkforward.baseline_names), trading its book: its vol target, span,
+    leverage cap, tsmom lookback, side and rebalance band."""
+    from .bundle_file import is_position
+    from .plugin import NeuralStrategy, PositionStrategy
+    from .walkforward import baseline_names
+
+    params = {"bundle": bundle, "cash_buffer": config.backtest.cash_buffer, "allow_timeframe": allow_timeframe}
+    if not is_position(bundle):
+        return NeuralStrategy, params, config, CLASSICAL_STRATEGIES
+    spec = bundle.spec
+    config = override(config, **{"timing.mode": "position", "strategy.allow_short": not spec.long_only,
+                                 "strategy.vol_target": spec.vol_target, "strategy.vol_window": spec.vol_span,
+                                 "strategy.max_leverage": spec.max_leverage,
+                                 "strategy.tsmom_lookback": spec.tsmom_lookback,
+                                 "strategy.rebalance_band": spec.buffer / bundle.book_scale})
+    return PositionStrategy, params, config, baseline_names(config)
 
 
 def backtest_from(universe, first, warmup: int, config: Config, name: str, strategy: type, params: dict):

@@ -28,7 +28,7 @@ from nt_backtrader.plugin import run_backtest
 from nt_backtrader.position_signal import RecordedTargets
 from nt_backtrader.position_bundle import PositionBundle
 from nt_backtrader.position_trader import PositionTrader
-from nt_backtrader.walkforward import calendar_of, segments_for, train_frames
+from nt_backtrader.walkforward import calendar_of, segments_for, train_frames, walk_forward
 
 START, BARS = "2004-01-01", 1100  # sp500 and nasdaq share their calendar: 2004-01-02 .. 2008-05-15
 FIRST_TEST = 905                  # train_bars 900 + purge_bars 5: segment 0's test window starts here
@@ -186,3 +186,28 @@ def test_signal_from_the_command_line_gives_each_assets_target_and_members(confi
     assert code == 0 and lines[0].split() == ["asset", "bar", "target", "held", "trade"] and len(lines) == 5
     assert lines[1].startswith("sp500") and f"{rows['sp500']['target']:+.1%}" in lines[1]
     assert lines[3].startswith("sp500 positions: neural ")
+
+
+def test_backtest_trades_the_bundle_next_to_the_cores_baselines_as_the_walk_forward(config, calendar, trained, toml,
+                                                                                   tmp_path, capsys):
+    first, last = calendar[FIRST_TEST], calendar[FIRST_TEST + 62]   # segment 0's test window
+    out = tmp_path / "report"
+    code, _, stderr = run_cli(["backtest", "--bundle", str(trained[0]), "--dataset", "sp500,nasdaq", "--start",
+                               str(first.date()), "--end", str(last.date()), "--config", toml, "--out", str(out),
+                               "--quiet"], capsys)
+    assert code == 0 and "in-sample" not in stderr and "note:" not in stderr, stderr
+    comparison = pd.read_csv(out / "comparison.csv", index_col=0)
+    assert list(comparison.index) == ["neural-bundle", "buy_hold", "long_only", "tsmom_ls", "macd"]
+    assert pd.read_csv(out / "positions.csv", index_col=0).abs().max().min() > 0.02   # both assets held
+    returns = pd.read_csv(out / "returns.csv", index_col=0, parse_dates=True)["strategy"]
+    baselines = pd.read_csv(out / "baselines.csv", index_col=0, parse_dates=True)
+    assert returns.index[0] == first and returns.index[-1] == last and baselines.index.equals(returns.index)
+    # the walk-forward's first test window: the same bundle (segment 0's), the same account from flat; and
+    # the baselines of the core's `run` on those dates, each holding the same share of the book
+    universe = upto(config, calendar, BARS)
+    walk = walk_forward(universe, config, progress=False)
+    np.testing.assert_allclose(returns, walk.returns.loc[first:last], rtol=0, atol=1e-15)
+    for name in baselines:
+        theirs = walk_forward(universe, override(config, **{"strategy.name": name}), progress=False).returns
+        np.testing.assert_allclose(baselines[name], theirs.loc[first:last], rtol=0, atol=1e-15)
+    assert (baselines != 0).any().all()
