@@ -152,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="the walk-forward's next step on new bars -> a new bundle",
                             description="Feed the realized PnL of the bars since the bundle was made back to "
                                         "its meta-learner and tuner (the bundle is backtested on them with the account "
-                                        "it carried), then run the coordinated cycle on the data up to the last bar. "
+                                        "it carried; a position bundle's sizing and risk nets learn from them too), "
+                                        "then run the coordinated cycle on the data up to the last bar. "
                                         "The data must repeat the bundle's history and add bars; by default it is read "
                                         "from the bundle's own source. A chain of updates at the walk-forward's "
                                         "boundaries gives the walk-forward's bundles.")
@@ -288,11 +289,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_update(args: argparse.Namespace) -> int:
+    from .bundle_file import load_bundle
     from .cycle import bundle_config, fit_summary, next_bundle
     from .data import load_universe
 
     out = output_path(args, Path(args.out), folder=False)
-    bundle = read_bundle(args.bundle, "update")
+    bundle = load_bundle(args.bundle)
     changes = bundle_changes(args, (("threads", "train.threads"), ("device", "train.device")))
     config = bundle_config(bundle, changes)
     source = universe_name(config.data)
@@ -311,13 +313,13 @@ def cmd_signal(args: argparse.Namespace) -> int:
     import json
 
     from . import next_decision, position_signal
-    from .bundle_file import is_position
+    from .bundle_file import is_position, load_bundle
     from .cycle import bundle_config
     from .data import load_universe
 
     if args.history is not None and args.history < 0:
         raise ConfigError("--history must be 0 (all bars) or more")
-    bundle = read_bundle(args.bundle, "signal")
+    bundle = load_bundle(args.bundle)
     # the same three functions for either kind of bundle: its decisions, as JSON, as a table
     decide = position_signal if is_position(bundle) else next_decision
     changes = bundle_changes(args, (("commission_bps", "backtest.commission_bps"),
@@ -338,6 +340,7 @@ def cmd_signal(args: argparse.Namespace) -> int:
 def cmd_backtest(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from .bundle_file import load_bundle
     from .data import load_universe, require_bars, traded
     from .report import write_report
     from .traders import classical_trader
@@ -346,7 +349,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     source = universe_name(config.data)
     out = output_path(args, Path("reports") / f"{source}-bundle")
-    bundle = read_bundle(args.bundle, "backtest")
+    bundle = load_bundle(args.bundle)
     # every bar up to --end: the warm-up of a backtest from --start comes from the bars before it
     universe = traded(load_universe(config.data, start=None), config.data)
     warmup = bundle.warmup_bars
@@ -396,17 +399,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"\nsweep: {out}/sweep.csv, {out}/{SUMMARY_MD}, {out}/{SUMMARY_HTML}")
     failed = int((table["status"] != "ok").sum())
     return 1 if failed else 0
-
-
-def read_bundle(path: str, command: str):
-    """The bundle file at `path`, a discrete Bundle (a PositionBundle is refused in one line, for now)."""
-    from .bundle_file import is_position, load_bundle
-
-    bundle = load_bundle(path)
-    if is_position(bundle) and command == "update":
-        raise ConfigError(f"{path} is a position bundle (timing.mode 'position'): `{command}` reads discrete "
-                          "bundles only so far; trade it with `nt-backtrader run` or PositionStrategy")
-    return bundle
 
 
 def first_traded_bar(calendar, start: str | None, warmup: int):

@@ -5,6 +5,7 @@ baselines; a chain train -> update at the walk-forward's boundaries makes the wa
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import io
 import json
@@ -28,6 +29,7 @@ from nt_backtrader.plugin import run_backtest
 from nt_backtrader.position_signal import RecordedTargets
 from nt_backtrader.position_bundle import PositionBundle
 from nt_backtrader.position_trader import PositionTrader
+from nt_backtrader.run_state import plain
 from nt_backtrader.walkforward import calendar_of, segments_for, train_frames, walk_forward
 
 START, BARS = "2004-01-01", 1100  # sp500 and nasdaq share their calendar: 2004-01-02 .. 2008-05-15
@@ -211,3 +213,77 @@ def test_backtest_trades_the_bundle_next_to_the_cores_baselines_as_the_walk_forw
         theirs = walk_forward(universe, override(config, **{"strategy.name": name}), progress=False).returns
         np.testing.assert_allclose(baselines[name], theirs.loc[first:last], rtol=0, atol=1e-15)
     assert (baselines != 0).any().all()
+
+
+def assert_same(mine, theirs, where: str = "") -> None:
+    """Two plain states (dicts, lists, tensors, numbers) equal bit for bit, key sets included."""
+    if isinstance(mine, dict):
+        assert mine.keys() == theirs.keys(), where
+        for key in mine:
+            assert_same(mine[key], theirs[key], f"{where}/{key}")
+    elif isinstance(mine, (list, tuple)):
+        assert len(mine) == len(theirs), where
+        for i, (a, b) in enumerate(zip(mine, theirs)):
+            assert_same(a, b, f"{where}[{i}]")
+    elif isinstance(mine, torch.Tensor):
+        assert torch.equal(mine, theirs), where
+    else:
+        assert mine == theirs or (mine != mine and theirs != theirs), where
+
+
+def test_a_chain_of_updates_is_the_walk_forward(config, calendar, tmp_path):
+    # the sizing and risk nets on: their realized windows are what feedback adds to the trader's state
+    chain = override(config, **{"sizing.enabled": True, "timing.risk_mode": "net", "data.dataset": (),
+                                "data.start": None})
+    (tmp_path / "chain.toml").write_text(to_toml(chain))
+    config = override(chain, **{"data.dataset": ("sp500", "nasdaq"), "data.start": START})
+    fits = []
+
+    class Recording(PositionTrader):
+        def fit(self, *args, **kwargs):
+            params = super().fit(*args, **kwargs)
+            # copies: the state holds the tuner's and meta-learner's live tensors, which feedback changes
+            fits.append((params["bundle"], copy.deepcopy(plain(self.state_dict())),
+                         copy.deepcopy(plain(self.pending_state()))))
+            return params
+
+    universe = upto(config, calendar, BARS)
+    walk = walk_forward(universe, config, trader=Recording(config, "sp500+nasdaq"), progress=False)
+    ends = [seg.test_start for seg in segments_for(universe, config)] + [BARS]
+    assert ends == [905, 968, 1031, 1100] and len(fits) == 3
+    paths = [tmp_path / f"core{k}.pt" for k in range(4)]
+    code, _ = cli("train", "--dataset", "sp500,nasdaq", "--start", START, "--end", str(calendar[ends[0] - 1].date()),
+                  "--config", str(tmp_path / "chain.toml"), "--out", str(paths[0]))
+    assert code == 0
+    printed = []
+    for k, end in enumerate(ends[1:]):  # every step goes through the file: it carries all the state
+        code, stdout = cli("update", "--bundle", str(paths[k]), "--end", str(calendar[end - 1].date()),
+                           "--out", str(paths[k + 1]))
+        assert code == 0 and f"trained segment {k + 1} on sp500+nasdaq" in stdout
+        printed.append(stdout.splitlines()[0])
+    # train + 3 updates against the walk-forward's 3 fits (the last update's bundle trades no window here)
+    bundles = [load_bundle(path) for path in paths]
+    for mine, (theirs, state, pending) in zip(bundles, fits):
+        assert_same_nets(mine, theirs)
+        assert (mine.meta["train_end"], mine.meta["segment"]) == (theirs.meta["train_end"], theirs.meta["segment"])
+        a, b = mine.to_payload(), theirs.to_payload()
+        assert_same(a["sizer"], b["sizer"], "sizer")
+        assert_same(a["risk_net"], b["risk_net"], "risk_net")
+        assert_same(mine.cycle["trader"], state, "trader")
+        assert_same(mine.cycle["pending"], pending, "pending")
+    assert [len(b.cycle["trader"]["realized"]) for b in bundles] == [0, 1, 2, 3]   # each window learned from
+    assert bundles[2].sizer is not None   # segment 2 keeps a sizing net, learned from the two windows traded
+    for line, seg in zip(printed, walk.history):
+        assert line.startswith(f"traded {seg['test_start']} .. {seg['test_end']}: return {seg['oos_return']:+.2%}, "
+                               f"{seg['n_fills']} fills")
+    assert sum(seg["n_fills"] for seg in walk.history) > 0
+
+
+def test_an_update_without_enough_new_bars_is_refused_in_one_line(calendar, trained, tmp_path, capsys):
+    path, new = trained[0], tmp_path / "next.pt"
+    for end, message in ((FIRST_TEST - 1, "no new bars since the bundle's last one"),
+                         (FIRST_TEST + 9, "10 new bars since the bundle's last one")):
+        code, _, stderr = run_cli(["update", "--bundle", str(path), "--end", str(calendar[end].date()),
+                                   "--out", str(new)], capsys)
+        assert code == 2 and len(stderr.strip().splitlines()) == 1 and message in stderr
+    assert not new.exists()
