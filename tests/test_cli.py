@@ -14,7 +14,9 @@ from nt_backtrader.cli import main
 from nt_backtrader.data import load_ohlcv
 from nt_backtrader.metrics import psr, sharpe
 
-SMALL = "[walkforward]\ntrain_bars = 252\ntest_bars = 126\n"
+# long or flat: a short's weight drifts with the price far more than a long's, and the turnover check
+# below reads the weights' changes as the trades
+SMALL = "[walkforward]\ntrain_bars = 252\ntest_bars = 126\n[strategy]\nallow_short = false\n"
 
 
 def run_cli(argv, capsys):
@@ -56,12 +58,13 @@ def test_run_writes_tearsheet_returns_and_metrics(tmp_path, capsys):
     assert metrics["n_segments"] == -(-(n_bars - 257) // 126)
     assert metrics["start"] == str(returns.index[0].date()) and "<html" in (out / "tearsheet.html").read_text()[:2000]
     comparison = pd.read_csv(out / "comparison.csv", index_col="strategy")
-    assert list(comparison.index) == ["sma_cross", "buy_hold", "tsmom"]
+    assert list(comparison.index) == ["sma_cross", "buy_hold", "long_only", "tsmom_ls", "macd"]  # the core's four
     assert (comparison["start"] == metrics["start"]).all() and (comparison["end"] == metrics["end"]).all()
     assert comparison.loc["sma_cross", "sharpe"] == pytest.approx(metrics["sharpe"])
     # the baselines' own daily returns, on the strategy's dates: their Sharpe is the comparison's
     baselines = pd.read_csv(out / "baselines.csv", index_col="date", parse_dates=True)
-    assert list(baselines.columns) == ["buy_hold", "tsmom"] and baselines.index.equals(returns.index)
+    assert list(baselines.columns) == ["buy_hold", "long_only", "tsmom_ls", "macd"]
+    assert baselines.index.equals(returns.index)
     for name in baselines:
         assert sharpe(baselines[name]) == pytest.approx(comparison.loc[name, "sharpe"], rel=1e-12)
 
@@ -188,7 +191,7 @@ BAD_INPUTS = {
     "too few bars in a csv": (lambda tmp: _csv(tmp, n_bars=300), "300 bars (2004-01-02 to 2005-03-11) are too few: "
                               "the walk-forward (train_bars 252 + purge_bars 5 + test_bars 126) needs at least 383"),
     "too little data": (lambda tmp: ["--start", "2017-01-01"], "502 bars (2017-01-03 to 2018-12-31) are too few: "
-                        "the walk-forward (train_bars 756 + purge_bars 5 + test_bars 252) needs at least 1013"),
+                        "the walk-forward (train_bars 1260 + purge_bars 5 + test_bars 252) needs at least 1517"),
     "bad toml": (lambda tmp: ["--config", _write(tmp / "c.toml", "[backtest\n")], "is not valid TOML"),
     "config is a folder": (lambda tmp: ["--config", str(tmp)], "is a folder: give a TOML file"),
     "unknown config key": (lambda tmp: ["--config", _write(tmp / "c.toml", "[backtest]\ncomission_bps = 1\n")],

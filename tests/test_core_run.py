@@ -27,8 +27,8 @@ def config_toml(path, changes: dict) -> str:
 
 
 def test_the_core_is_compared_with_the_literatures_four_baselines_the_discrete_modes_with_the_classical_three():
-    assert list(baseline_names(override(Config(), **{"timing.mode": "position"}))) == CORE_BASELINES
-    assert baseline_names(Config()) == CLASSICAL_STRATEGIES
+    assert list(baseline_names(Config())) == CORE_BASELINES
+    assert baseline_names(override(Config(), **{"timing.mode": "direction"})) == CLASSICAL_STRATEGIES
 
 
 def test_a_warning_on_the_command_line_is_one_line():

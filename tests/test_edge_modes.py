@@ -22,7 +22,7 @@ OHLCV = ("open", "high", "low", "close", "volume")
 
 
 def fit_bundle(frame, **changes) -> Bundle:
-    coordinator = Coordinator(override(Config(), **TINY, **changes))
+    coordinator = Coordinator(override(Config(), **{**TINY, **changes}))
     bundle, _ = coordinator.fit({"sp500": AssetWindow(arrays_of(frame), 0, int(len(frame) * 0.8))}, segment=0)
     return bundle
 
@@ -89,7 +89,7 @@ def test_trading_an_asset_the_data_does_not_hold_is_refused():
 def test_a_meta_labeling_walk_forward_through_a_bear_market_enters_only_with_tsmom(sp500):
     """2000-2003: validation tails where tsmom holds no side at all (nothing to score), then entries."""
     frame = sp500.loc["1999":"2004-06"]
-    config = override(Config(), **TINY, **{"timing.mode": "meta_label"})
+    config = override(Config(), **{**TINY, "timing.mode": "meta_label"})
     result = walk_forward(frame, config, progress=False)
     assert any(np.isnan(h["timing_val_accuracy"]) for h in result.history)  # a tail with no side to take
     side = dict(zip(frame.index, primary_side(frame["close"].to_numpy(), allow_short=False)))

@@ -43,7 +43,7 @@ def test_each_fit_sees_its_train_window_only_and_the_purge_gap_separates_it(sp50
     config = override(Config(), **{"walkforward.purge_bars": 7})
     spy = SpyTrader(config)
     walk_forward(sp500, config, trader=spy, progress=False)
-    assert len(spy.seen) == 17
+    assert len(spy.seen) == 15
     for last_seen, seg in spy.seen:
         assert last_seen == sp500.index[seg.train_end - 1]
         assert seg.test_start - seg.train_end == 7

@@ -201,8 +201,9 @@ def test_brackets_are_the_fixed_atr_levels_or_none(universe, first):
             override(Config(), **{"timing.mode": "position", key: value})
 
 
-def test_the_position_mode_makes_a_position_trader_and_is_not_the_default(config):
-    assert Config().timing.mode == "direction" and isinstance(make_trader(Config()), NeuralTrader)
+def test_the_position_mode_is_the_default_and_makes_a_position_trader(config):
+    assert Config().timing.mode == "position" and isinstance(make_trader(Config()), PositionTrader)
+    assert isinstance(make_trader(override(Config(), **{"timing.mode": "direction"})), NeuralTrader)
     assert isinstance(make_trader(config), PositionTrader)
 
 

@@ -30,7 +30,7 @@ def test_a_val_fraction_outside_0_to_half_is_refused_by_the_config(fraction):
 
 def test_the_validation_tail_must_hold_25_rows_past_the_longest_label_reach():
     assert samples.label_reach(Config()) == {"timing": 5, "sizing": 6, "risk": 23}
-    small = {"walkforward.train_bars": 252}  # a tail of round(0.2 * 252) = 50 bars
+    small = {"walkforward.train_bars": 252, "sizing.enabled": True}  # a tail of round(0.2 * 252) = 50 bars
     override(Config(), **small, **{"risk.horizon": 23})  # 25 + 23 + 2 = 50: just enough
     with pytest.raises(ConfigError, match=r"walkforward.val_fraction \(0.2\) of walkforward.train_bars \(252\) is a "
                                           r"validation tail of 50 bars; it needs 51: 25 validation rows of the risk "

@@ -8,11 +8,11 @@ from nt_backtrader.errors import ConfigError
 from nt_backtrader.splits import MIN_LAST_WINDOW, split
 
 
-def test_default_split_of_the_embedded_data_gives_17_yearly_segments():
+def test_default_split_of_the_embedded_data_gives_15_yearly_segments():
     segments = split(5031, WalkForwardConfig())
-    assert len(segments) == 17
-    assert segments[0].test_start == 756 + 5 and segments[-1].test_end == 5031
-    assert sum(s.n_test for s in segments) == 5031 - 761  # 4270 days, about 17 years
+    assert len(segments) == 15
+    assert segments[0].test_start == 1260 + 5 and segments[-1].test_end == 5031
+    assert sum(s.n_test for s in segments) == 5031 - 1265  # 3766 days, about 15 years
 
 
 @pytest.mark.parametrize("window", ["expanding", "rolling"])

@@ -28,13 +28,15 @@ def sweep_file(tmp_path, body: str, name: str = "sweep.toml"):
     return path
 
 
-# The base of the test sweeps: conftest's TINY nets on three years of the S&P 500, two one-year test windows.
+# The base of the test sweeps: conftest's TINY nets (the discrete mode) on three years of the S&P 500, two
+# one-year test windows.
 BASE = """[base]
 data = { start = "2009-01-01", end = "2011-12-31" }
 walkforward = { train_bars = 252, test_bars = 252 }
-timing = { hidden = 8, heads = 2, window = 16 }
+timing = { mode = "direction", hidden = 8, heads = 2, window = 16 }
+strategy = { allow_short = false }
 train = { first_epochs = 3, max_epochs = 1, max_samples = 400 }
-sizing = { hidden = 8 }
+sizing = { enabled = true, hidden = 8 }
 risk = { hidden = 8 }
 tuner = { population = 2 }
 meta = { steps = 5 }
@@ -201,21 +203,21 @@ seed = [0, 1]
 [variants.a]
 [variants.costly]
 "backtest.commission_bps" = 10
-[variants.shorts]                 # the classical baselines go short too: other baselines, another group
-"strategy.allow_short" = true
+[variants.long]                   # the baselines long or flat: other baselines, another group
+"strategy.allow_short" = false
 [variants.optuna]                 # the same data, costs and baselines as `a`: the same group
 "tuner.mode" = "optuna"
 """
     spec = load_sweep(sweep_file(tmp_path, body))
     labels = group_labels(spec.cells)
-    assert len(set(labels.values())) == 6  # two start dates x (1 bp, 10 bp, 1 bp with shorts)
+    assert len(set(labels.values())) == 6  # two start dates x (1 bp, 10 bp, 1 bp long or flat)
     assert labels["variant=costly__seed=1__data.start=2010-01-01"] == \
-        "sp500, data.start=2010-01-01, backtest.commission_bps=10.0, strategy.allow_short=False"
-    assert labels["variant=shorts__seed=0__data.start=2005-01-01"].endswith("strategy.allow_short=True")
+        "sp500, data.start=2010-01-01, backtest.commission_bps=10.0, strategy.allow_short=True"
+    assert labels["variant=long__seed=0__data.start=2005-01-01"].endswith("strategy.allow_short=False")
     for start in ("2005-01-01", "2010-01-01"):
         same = {labels[f"variant={v}__seed={seed}__data.start={start}"] for v in ("a", "optuna") for seed in (0, 1)}
         assert len(same) == 1
-    assert {variant_label(c, spec) for c in spec.cells} == {"a", "costly", "shorts", "optuna"}
+    assert {variant_label(c, spec) for c in spec.cells} == {"a", "costly", "long", "optuna"}
 
 
 def test_spa_rejects_only_when_a_cell_beats_the_baseline(sp500):

@@ -147,14 +147,15 @@ class TargetStrategy(SegmentStrategy):
                 continue
             wanted.append((data, target, self.exposure_delta(data, target)))
         # Sales first: the broker checks each order against the cash as it is submitted, and their
-        # proceeds pay for the purchases. With several feeds one may have drifted above its weight
-        # (inside the band), leaving less cash than another's target needs: that purchase is cut
-        # to the cash there is, less half the cash buffer for a gap to the next open, rather than
-        # refused bar after bar. One feed's target never asks for more than the equity.
+        # proceeds pay for the purchases. A purchase is cut to the cash there is, less half the cash
+        # buffer for a gap to the next open, rather than refused bar after bar: with several feeds one
+        # may have drifted above its weight (inside the band), leaving less cash than another's target
+        # needs; with one, a flip from short to long pays the cost of both legs (at 50 bp a side, the
+        # whole buffer), which the target's size leaves out.
         cash = self.broker.getcash()
         for data, target, delta in sorted(wanted, key=lambda order: order[2] > 0):
             price = data.close[0]
-            if delta > 0 and len(self.datas) > 1:
+            if delta > 0:
                 rate = self.broker.getcommissioninfo(data).getcommission(1.0, price) / price
                 affordable = max(0.0, cash) * (1.0 - self.p.cash_buffer / 2) / (price * (1.0 + rate))
                 delta = min(delta, affordable)
