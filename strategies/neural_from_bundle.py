@@ -6,7 +6,9 @@
 
 NeuralStrategy asks the timing network for entries and exits, its NeuralSizer for the size
 and the risk network for the bracket, all computed from each feed's own OHLCV lines; with
-several feeds it trades each of them, as one portfolio on one account.
+several feeds it trades each of them, as one portfolio on one account. A bundle of the
+deep-momentum core (trained with timing.mode = "position") is traded by PositionStrategy:
+each feed rebalanced to the bundle's volatility-scaled target weight.
 """
 import argparse
 from pathlib import Path
@@ -14,6 +16,8 @@ from pathlib import Path
 import backtrader as bt
 
 from nt_backtrader import NeuralStrategy, PnLFeedback, load_ohlcv, metrics
+from nt_backtrader.bundle_file import is_position, load_bundle
+from nt_backtrader.plugin import PositionStrategy
 
 
 def main(argv=None):
@@ -31,7 +35,8 @@ def main(argv=None):
                         name=Path(csv).stem)
     if not args.csv:
         cerebro.adddata(bt.feeds.PandasData(dataname=load_ohlcv(start=args.start), openinterest=None))
-    cerebro.addstrategy(NeuralStrategy, bundle=args.bundle)
+    bundle = load_bundle(args.bundle)  # a Bundle or a PositionBundle, as the file says
+    cerebro.addstrategy(PositionStrategy if is_position(bundle) else NeuralStrategy, bundle=bundle)
     cerebro.addanalyzer(PnLFeedback, _name="pnl")
     cerebro.broker.setcash(100_000)
     cerebro.broker.setcommission(commission=0.0001)
@@ -39,10 +44,18 @@ def main(argv=None):
 
     report = strategy.analyzers.pnl.get_analysis()
     returns = report["returns"]
-    print(f"NeuralStrategy {returns.index[0].date()} .. {returns.index[-1].date()}: "
+    print(f"{type(strategy).__name__} {returns.index[0].date()} .. {returns.index[-1].date()}: "
           f"Sharpe {metrics.sharpe(returns):.2f}, max drawdown {metrics.max_drawdown(returns):.1%}, "
-          f"{len(report['trades'])} round trips, exits {strategy.diagnostics()['bracket_exits']}")
+          f"{len(report['trades'])} round trips, exits {bracket_exits(strategy)}")
     return strategy, report
+
+
+def bracket_exits(strategy) -> dict:
+    """Stop and take-profit exits: NeuralStrategy's diagnostics, or the count of PositionStrategy's legs
+    (which exists once a leg was sent)."""
+    if isinstance(strategy, NeuralStrategy):
+        return strategy.diagnostics()["bracket_exits"]
+    return dict(getattr(strategy, "bracket_exits", {"stop": 0, "take": 0}))
 
 
 if __name__ == "__main__":

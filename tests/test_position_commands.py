@@ -9,7 +9,9 @@ import copy
 import dataclasses
 import io
 import json
+import runpy
 import tomllib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,7 +27,7 @@ from nt_backtrader.cli import main
 from nt_backtrader.config import Config, from_dict, override, to_toml
 from nt_backtrader.costs import asset_costs
 from nt_backtrader.data import load_universe
-from nt_backtrader.plugin import run_backtest
+from nt_backtrader.plugin import PositionStrategy, run_backtest
 from nt_backtrader.position_signal import RecordedTargets
 from nt_backtrader.position_bundle import PositionBundle
 from nt_backtrader.position_trader import PositionTrader
@@ -287,3 +289,18 @@ def test_an_update_without_enough_new_bars_is_refused_in_one_line(calendar, trai
                                    "--out", str(new)], capsys)
         assert code == 2 and len(stderr.strip().splitlines()) == 1 and message in stderr
     assert not new.exists()
+
+
+def test_the_bundle_example_trades_a_position_bundle_in_position_strategy(config, calendar, trained, tmp_path,
+                                                                          capsys):
+    frame = upto(config, calendar, BARS)["sp500"]
+    csv = tmp_path / "prices.csv"
+    frame.reset_index().rename(columns=str.title).to_csv(csv, index=False, date_format="%Y-%m-%d")
+    example = runpy.run_path(str(Path(__file__).parents[1] / "strategies" / "neural_from_bundle.py"))
+    strategy, report = example["main"](["--bundle", str(trained[0]), "--csv", str(csv)])
+    assert type(strategy).__name__ == "PositionStrategy" and capsys.readouterr().out.startswith("PositionStrategy")
+    direct = run_backtest(frame, PositionStrategy, {"bundle": load_bundle(trained[0])}, commission_bps=1.0,
+                          slippage_bps=0.0)
+    assert len(report["orders"]) >= 5
+    np.testing.assert_array_equal(report["orders"]["date"], direct.orders["date"])  # same decisions, any feed
+    np.testing.assert_allclose(report["orders"]["size"], direct.orders["size"], rtol=1e-9)
