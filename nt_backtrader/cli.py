@@ -103,14 +103,14 @@ def bundle_command(commands, name: str, func, help: str, description: str,
 
 
 def add_common_options(parser: argparse.ArgumentParser, out_help: str) -> None:
-    parser.add_argument("--config", metavar="FILE", help="TOML file with any config keys (see README); "
+    parser.add_argument("--config", metavar="FILE", help="TOML file with any config keys (see docs/config.md); "
                         "command-line options override it")
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--commission-bps", type=float, help="commission per side in basis points (default 1)")
     parser.add_argument("--slippage-bps", type=float, help="slippage per side in basis points (default 1)")
     parser.add_argument("--cash", type=float, help="starting cash (default 100000)")
     parser.add_argument("--device", choices=CHOICES["train.device"], help="where the networks train (default auto)")
-    parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: one per core); "
+    parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default 1; 0: one per core); "
                         "results are bit-identical only at the same thread count")
     parser.add_argument("--quick", action="store_true", help="smaller networks, fewer epochs: a first look "
                         "in under a minute")
@@ -127,11 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="walk-forward backtest -> tear-sheet, returns.csv, metrics.json",
                               description="Walk-forward: for each segment train on the train window, trade "
                               "the next test window in backtrader (costs on), stitch the test windows, report "
-                              "them next to buy_hold, sma_cross and tsmom on the same dates. Several assets "
+                              "them next to baselines on the same dates (the core's: buy_hold and the "
+                              "vol-scaled long_only, tsmom_ls and macd; the discrete modes': buy_hold, "
+                              "sma_cross, tsmom). Try --dataset panel: 28 markets, where the core was "
+                              "designed. Several assets "
                               "(--dataset sp500,nasdaq, --csv a.csv --csv b.csv, --csv-dir DIR, --tickers A,B) "
                               "are traded as one portfolio: one account, one feed per asset, networks trained "
                               "on every asset's bars, baselines combined over the same assets.")
-    run.add_argument("--strategy", help="neural (default) | buy_hold | sma_cross | tsmom")
+    run.add_argument("--strategy", help="neural (default) | buy_hold | sma_cross | tsmom | long_only | tsmom_ls | macd")
     run.add_argument("--resume", action="store_true", help="continue the run whose checkpoint.pt is in --out "
                      "(written after every segment); it ends exactly as an uninterrupted run")
     add_data_options(run)
@@ -289,7 +292,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_update(args: argparse.Namespace) -> int:
-    from .bundle_file import load_bundle
+    from .bundle_file import is_position, load_bundle
     from .cycle import bundle_config, fit_summary, next_bundle
     from .data import load_universe
 
@@ -301,7 +304,8 @@ def cmd_update(args: argparse.Namespace) -> int:
     new, info = next_bundle(bundle, load_universe(config.data, refresh=args.refresh), changes, source)
     new.save(out)
     print(f"traded {info['window_start']} .. {info['window_end']}: return {info['window_return']:+.2%}, "
-          f"{info['n_fills']} fills, fed back to the meta-learner and the tuner")
+          f"{info['n_fills']} fills, fed back to the meta-learner and the tuner"
+          f"{' (and the sizing and risk nets)' if is_position(new) else ''}")
     print(f"trained segment {new.cycle['segment']} on {source} {new.meta['train_start']} .. {new.meta['train_end']}: "
           f"{fit_summary(new, info)}")
     print(f"bundle: {out}")
