@@ -19,7 +19,7 @@ import torch
 from .checkpoint import FORMAT_VERSION, atomic_torch_save, check_payload, digest, load_payload
 from .decisions import STATE_INPUTS, DecisionSpec
 from .errors import CheckpointError
-from .features import FEATURE_SPEC, N_FEATURES, Scaler, average_true_range, compute_features, windows
+from .features import FEATURE_SPEC, N_FEATURES, VOL_21D, Scaler, average_true_range, compute_features, windows
 from .networks import PositionSizingNet, RiskNet, TimingNet
 from .networks.timing import SeedAverage, long_short_probabilities
 from .signals import CLASSICAL_LOOKBACK, CLASSICAL_MEMBERS, classical_signal, primary_side
@@ -156,7 +156,7 @@ class Bundle:
             stop[rows], take[rows] = self.brackets(scaled[rows], direction)
             levels["stop_atr" + suffix], levels["take_atr" + suffix] = stop, take
         return Signals(p_long, p_short, conf, **levels, atr=average_true_range(high, low, close),
-                       vol=features[:, 8], scaled=scaled)
+                       vol=features[:, VOL_21D], scaled=scaled)
 
     @torch.inference_mode()
     def brackets(self, scaled_rows: np.ndarray, direction: float) -> tuple[np.ndarray, np.ndarray]:

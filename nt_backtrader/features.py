@@ -22,6 +22,9 @@ FEATURE_NAMES = (
     + ["vol_21d", "vol_ratio", "atr_pct", "volume_z", "close_location", "gap", "from_high"]
 )
 N_FEATURES = len(FEATURE_NAMES)
+# The columns read outside the networks, by name: the volatility the sizer's twin and the labels'
+# band scale with, and the trend the meta-learner's regime reads.
+VOL_21D, RET_63D = FEATURE_NAMES.index("vol_21d"), FEATURE_NAMES.index("ret_63d")
 # Bars of history a feature needs at bar t, t included: the longest return plus its volatility.
 LOOKBACK = max(RETURN_HORIZONS) + 1
 ANNUAL = np.sqrt(252.0)

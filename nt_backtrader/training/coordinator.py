@@ -20,7 +20,7 @@ import torch
 from ..bundle import Bundle, risk_inputs
 from ..config import Config
 from ..decisions import unit_rule_returns
-from ..features import average_true_range, compute_features
+from ..features import RET_63D, VOL_21D, average_true_range, compute_features
 from ..networks.timing import SeedAverage
 from .brackets import bracket_returns
 from .samples import OHLCV, AssetWindow
@@ -54,7 +54,7 @@ def regime(pool) -> np.ndarray:
     """Volatility level and 63-day trend at the end of the train window, roughly unit scale; the
     mean over the assets."""
     last = np.array([samples.features[-1] for samples in pool])
-    return np.array([last[:, 8].mean() / 0.2 - 1.0, last[:, 3].mean() / 2.0])  # vol_21d, ret_63d (sigma units)
+    return np.array([last[:, VOL_21D].mean() / 0.2 - 1.0, last[:, RET_63D].mean() / 2.0])  # ret_63d in sigma units
 
 
 class Coordinator:
@@ -75,7 +75,7 @@ class Coordinator:
         """One cycle on the train windows of `assets` (name -> AssetWindow; pooled training)."""
         seed = self.config.seed * 1000 + segment
         pool = self.trainer.prepare(assets)
-        state = self.tuner.state(float(np.mean([samples.features[-1, 8] for samples in pool])))
+        state = self.tuner.state(float(np.mean([samples.features[-1, VOL_21D] for samples in pool])))
         neural, chosen, info = self._timing_round(pool, state, seed)
         members = [f"neural_{i + 1}" for i in range(len(neural))] + list(self.config.meta.classical_members)
         dropout = chosen[0].hyper.dropout if chosen else self.config.timing.dropout

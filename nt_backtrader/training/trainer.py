@@ -20,7 +20,7 @@ from ..bundle import N_RISK_INPUTS, N_SIZING_INPUTS, Bundle, risk_inputs
 from ..decisions import AccountRecord, DecisionSpec, decide_positions, state_vector, unit_rule_returns
 from ..config import Config, to_toml
 from ..errors import DataError
-from ..features import N_FEATURES, average_true_range, windows
+from ..features import N_FEATURES, VOL_21D, average_true_range, windows
 from ..signals import primary_side
 from ..networks import PositionSizingNet, RiskNet, TimingNet
 from . import losses
@@ -102,7 +102,7 @@ class NeuralTrainer:
                 out["mask"].append(side != 0)
             else:
                 if self.spec.allow_short:
-                    band = THREE_CLASS_BAND * samples.features[r, 8] / np.sqrt(252.0) * np.sqrt(h)
+                    band = THREE_CLASS_BAND * samples.features[r, VOL_21D] / np.sqrt(252.0) * np.sqrt(h)
                     out["labels"].append(np.where(forward > band, 2, np.where(forward < -band, 0, 1)))
                 else:
                     out["labels"].append((forward > 0).astype(int))
@@ -264,7 +264,7 @@ class NeuralTrainer:
             rows = np.arange(max(samples.first_row, samples.train_start), samples.n)
             dates = samples.arrays["dates"][rows]
             close = samples.arrays["close"]
-            vol = samples.features[rows, 8]
+            vol = samples.features[rows, VOL_21D]
             columns["positions"][samples.name] = pd.Series(out["positions"][rows], index=dates)
             columns["fractions"][samples.name] = pd.Series(
                 [self.spec.twin_fraction(v) * scale for v in vol], index=dates)
@@ -282,7 +282,7 @@ class NeuralTrainer:
         x, vol, returns = [], [], []
         for samples, out, r in zip(pool, outputs, rows):
             x.append(np.concatenate([samples.scaled[r], out["states"][r]], axis=1))
-            vol.append(samples.features[r, 8])
+            vol.append(samples.features[r, VOL_21D])
             returns.append(out["positions"][r] * next_open_return(samples.arrays["open"], r,
                                                                   self.config.timing.horizon))
         as_t = lambda v: torch.as_tensor(np.concatenate(v), dtype=torch.float32, device=self.device)  # noqa: E731
