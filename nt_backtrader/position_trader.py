@@ -38,10 +38,11 @@ from .splits import Segment
 from .training.loop import FitResult, Hyper
 from .training.meta import Meta, annual_sharpe, equal_weight
 from .features import average_true_range
-from .training.brackets import bracket_returns
+from .training.brackets import bracket_reach, bracket_returns
 from .training.position_risk import Entries, entry_rows, fit_risk, grid
 from .training.position_sizer import Window, fit_sizer
 from .training.position_trainer import AssetSeries, PositionFit, ensemble, fit_position_net, positions
+from .training.samples import open_reach
 from .training.trainer import cpu_state
 from .training.tuner import Proposal, Tuner
 
@@ -88,7 +89,7 @@ def asset_series(name: str, frame: pd.DataFrame, fit_end: int, cost: float, spec
     close = frame["close"].to_numpy(dtype=float)
     return AssetSeries(name, momentum.inputs(close), momentum.held_returns(frame["open"].to_numpy(dtype=float)),
                        momentum.vol_scale(close, spec.vol_target, spec.vol_span, spec.max_leverage), cost,
-                       frame.index.to_numpy(), fit_end, len(frame), reach=2)
+                       frame.index.to_numpy(), fit_end, len(frame), reach=open_reach(1))
 
 
 def member_returns(bundle: PositionBundle, name: str, frame: pd.DataFrame, start: int, cost: float,
@@ -135,7 +136,7 @@ def realized(bundle: PositionBundle, windows: dict[str, pd.DataFrame], first_tes
         sized.append((state[rows], unsized[rows], earned[rows], np.full(len(rows), costs[name]), days(frame, rows),
                       first))
         atr = average_true_range(h, low, c)
-        entries = entry_rows(unsized, start, len(frame) - horizon - 1)
+        entries = entry_rows(unsized, start, len(frame) - bracket_reach(horizon))  # row + reach < the window's end
         entries = entries[np.isfinite(atr[entries]) & np.isfinite(state[entries]).all(axis=1)]
         outcomes = np.zeros((len(entries), len(stops)))
         for side in (1, -1):

@@ -11,6 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 
+def bracket_reach(horizon: int) -> int:
+    """Bars after its decision row a bracket's outcome reads: entered at the next open, its path the
+    `horizon` bars after that."""
+    return horizon + 1
+
+
 def bracket_returns(open_, high, low, close, atr, rows: np.ndarray, stops: np.ndarray, takes: np.ndarray,
                     horizon: int, direction: int = 1, cost: float = 0.0) -> np.ndarray:
     """(len(rows), len(stops)) trade return of each (stop, take) cell, distances in ATRs; direction +1 long, -1 short."""

@@ -22,7 +22,7 @@ from ..config import Config
 from ..decisions import unit_rule_returns
 from ..features import RET_63D, VOL_21D, average_true_range, compute_features
 from ..networks.timing import SeedAverage
-from .brackets import bracket_returns
+from .brackets import bracket_reach, bracket_returns
 from .samples import OHLCV, AssetWindow
 from .meta import Meta, equal_weight
 from .trainer import NeuralTrainer, cpu_state
@@ -171,7 +171,8 @@ class Coordinator:
         pairs = []
         for bar, direction, *_ in fb.entries:
             bar, direction = int(bar), int(direction)
-            horizon = min(self.config.risk.horizon, len(a["close"]) - bar - 2)
+            # the longest path that still ends inside the window: bar + bracket_reach(horizon) < its bars
+            horizon = min(self.config.risk.horizon, len(a["close"]) - 1 - bar - bracket_reach(0))
             if horizon < MIN_BRACKET_PATH or not np.isfinite(atr[bar]):
                 continue
             with torch.inference_mode():

@@ -28,6 +28,7 @@ from ..features import windows
 from ..networks.position import PositionEnsemble, PositionNet
 from .loop import FitResult, Hyper, fit
 from .losses import net_sharpe_loss, position_direction_loss, sharpe
+from .samples import labelled_rows
 
 PAD_TO = 64       # decision batches are padded to a multiple of this (see positions)
 MIN_SEQUENCES = 4  # a batch of fewer sequences is skipped; 4 of 63 bars give the loss about 250 steps
@@ -59,7 +60,7 @@ class AssetSeries:
 
     def usable(self, start: int, end: int) -> np.ndarray:
         """Rows in [start, end) whose inputs and labels are finite and whose label stays before end."""
-        rows = np.arange(start, max(start, end - self.reach))
+        rows = labelled_rows(start, end, self.reach)
         finite = (np.isfinite(self.inputs[rows]).all(axis=1) & np.isfinite(self.next_returns[rows])
                   & np.isfinite(self.vol_scale[rows]))
         return rows[finite]

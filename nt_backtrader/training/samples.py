@@ -4,7 +4,8 @@ rows may be used; pooled training concatenates the assets' rows.
 A row is a decision bar. Its label reaches `reach` bars ahead; a row is used only if that
 reach stays inside the data handed over (which ends at the train window's end), and a fit
 row only if it stays before the validation tail: no label ever looks into the purge gap,
-the validation tail (for fit rows) or the test window.
+the validation tail (for fit rows) or the test window. `labelled_rows` is that rule, for every
+label of the package (the core's position nets and the realized brackets fed back included).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..features import Scaler, compute_features
+from .brackets import bracket_reach
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -38,7 +40,19 @@ def label_reach(config: Config) -> dict[str, int]:
     return set to 0 (NeuralTrainer.fit_limits).
     """
     horizon = config.timing.horizon
-    return {"timing": max(horizon, 2), "sizing": horizon + 1, "risk": config.risk.horizon + 2}
+    return {"timing": max(horizon, open_reach(1)), "sizing": open_reach(horizon),
+            "risk": bracket_reach(config.risk.horizon) + 1}
+
+
+def labelled_rows(start: int, end: int, reach: int) -> np.ndarray:
+    """Rows from `start` on whose label, reading `reach` bars ahead, ends before `end`: row + reach < end.
+    The one rule by which a label is cut, at the validation tail or at the end of the data."""
+    return np.arange(start, max(start, end - reach))
+
+
+def open_reach(horizon: int) -> int:
+    """Bars after its decision row `next_open_return` reads: filled at the next open, held `horizon` bars."""
+    return horizon + 1
 
 
 @dataclass
@@ -59,8 +73,8 @@ class SegmentSamples:
     def rows(self, reach: int, max_samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(fit rows, validation rows) whose labels reach `reach` bars ahead."""
         start = max(self.first_row, self.train_start)
-        fit = np.arange(start, max(start, self.val_start - reach))
-        val = np.arange(max(start, self.val_start), max(start, self.n - reach))
+        fit = labelled_rows(start, self.val_start, reach)
+        val = labelled_rows(max(start, self.val_start), self.n, reach)
         if max_samples:
             fit = fit[-max_samples:]
         return fit, val
@@ -98,5 +112,6 @@ def forward_return(price: np.ndarray, rows: np.ndarray, horizon: int) -> np.ndar
 
 
 def next_open_return(open_: np.ndarray, rows: np.ndarray, horizon: int = 1) -> np.ndarray:
-    """What a decision at row r's close earns: filled at the next open, held `horizon` bars."""
-    return open_[rows + 1 + horizon] / open_[rows + 1] - 1.0
+    """What a decision at row r's close earns: filled at the next open, held `horizon` bars (reads
+    open_reach(horizon) bars ahead)."""
+    return open_[rows + open_reach(horizon)] / open_[rows + 1] - 1.0
