@@ -17,12 +17,12 @@ import numpy as np
 import torch
 
 from .checkpoint import FORMAT_VERSION, atomic_torch_save, check_payload, digest, load_payload
-from .decisions import STATE_INPUTS, DecisionSpec
+from .decisions import STATE_INPUTS, DecisionSpec, warmup_bars
 from .errors import CheckpointError
 from .features import FEATURE_SPEC, N_FEATURES, VOL_21D, Scaler, average_true_range, compute_features, windows
 from .networks import PositionSizingNet, RiskNet, TimingNet
 from .networks.timing import SeedAverage, long_short_probabilities
-from .signals import CLASSICAL_LOOKBACK, CLASSICAL_MEMBERS, classical_signal, primary_side
+from .signals import CLASSICAL_MEMBERS, classical_signal, primary_side
 from .timeframe import DAILY
 
 KIND = "nt_backtrader.bundle"
@@ -91,8 +91,7 @@ class Bundle:
 
     @property
     def warmup_bars(self) -> int:
-        classical = any(m in CLASSICAL_MEMBERS for m in self.members) or self.spec.timing_mode == "meta_label"
-        return max(self.spec.feature_bars, CLASSICAL_LOOKBACK if classical else 0)
+        return warmup_bars(self.spec, self.members)
 
     def scaler_for(self, asset: str | None) -> Scaler:
         """The asset's own scaler; for a feed the bundle was not trained on, the pooled one."""

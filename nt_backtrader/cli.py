@@ -348,7 +348,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from .data import load_universe, require_bars, traded
     from .report import write_report
     from .traders import classical_trader
-    from .walkforward import calendar_of
+    from .walkforward import calendar_of, warmup_bars
 
     config = config_from_args(args)
     source = universe_name(config.data)
@@ -356,7 +356,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     bundle = load_bundle(args.bundle)
     # every bar up to --end: the warm-up of a backtest from --start comes from the bars before it
     universe = traded(load_universe(config.data, start=None), config.data)
-    warmup = bundle.warmup_bars
+    warmup = warmup_bars(bundle, config)
     first = first_traded_bar(calendar_of(universe), config.data.start, warmup)
     for name, frame in warmed_up(universe, first, warmup).items():
         require_bars(frame, warmup + 21, f"a backtest of {name} with this bundle (its warm-up plus a month)")
@@ -378,7 +378,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         trader = classical_trader(name, config)
         # the vol-scaled baselines hold the core's share of the book per asset, as in its walk-forward
         share = {"asset_weight": bundle.book_scale} if trader.book is not None else {}
-        baselines[name] = backtest_from(universe, first, trader.warmup_bars, config, name, trader.strategy,
+        baselines[name] = backtest_from(universe, first, warmup_bars(trader, config), config, name, trader.strategy,
                                         trader.params | share)
     write_report(result, universe, config, out, source, baselines=baselines,
                  extra={"bundle": str(args.bundle), "bundle_meta": trained})

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .features import LOOKBACK
+from .signals import CLASSICAL_LOOKBACK, CLASSICAL_MEMBERS
 
 RECENT_PNL_BARS = 21
 STATE_INPUTS = ("drawdown", "exposure", "recent_pnl", "timing_confidence")  # after the market features
@@ -44,6 +45,14 @@ class DecisionSpec:
     def twin_fraction(self, vol: float) -> float:
         """The classical sizing twin: the volatility-target fraction, capped."""
         return min(self.max_fraction, self.vol_target / max(vol, 1e-4))
+
+
+def warmup_bars(spec: DecisionSpec, members) -> int:
+    """Bars an asset needs before its first decision: the networks' features and window, and the
+    classical members' lookback where the ensemble holds one of `members` (or meta-labels tsmom's side).
+    What a bundle needs (its members) and what a config's walk-forward feeds (its classical members)."""
+    classical = any(m in CLASSICAL_MEMBERS for m in members) or spec.timing_mode == "meta_label"
+    return max(spec.feature_bars, CLASSICAL_LOOKBACK if classical else 0)
 
 
 def next_position(previous: int, age: int, p_long: float, p_short: float, spec: DecisionSpec) -> int:

@@ -17,13 +17,13 @@ import pandas as pd
 
 from . import metrics, momentum, timeframe
 from .config import CLASSICAL_STRATEGIES, STRATEGIES, VOL_SCALED_STRATEGIES, Config
+from .decisions import warmup_bars
 from .diagnostics import neural_segment_metrics
 from .errors import ConfigError
 from .plugin import BuyHold, NeuralStrategy, SmaCross, Tsmom
 from .plugin.classical import VolScaled
 from .position_trader import PositionTrader, core_book_scale
 from .runtime import configure
-from .signals import CLASSICAL_LOOKBACK
 from .splits import Segment
 from .training.coordinator import AssetFeedback, Coordinator, Feedback
 from .training.samples import OHLCV, AssetWindow
@@ -99,10 +99,9 @@ class NeuralTrader:
         self.device = configure(config.train.device, config.train.threads)
         self.coordinators: dict[str, Coordinator] = {}  # "" (pooled) or asset name -> its cycle
         self.spec = decision_spec(config)
-        # an asset trades once it has these bars before a test window; then it also has enough before
-        # the train window's end (a purge gap earlier) to be trained on, whatever the members
-        classical = config.meta.classical_members or config.timing.mode == "meta_label"
-        self.warmup_bars = max(self.spec.feature_bars, CLASSICAL_LOOKBACK if classical else 0,
+        # an asset trades once it has these bars before a test window: the bundle's warm-up, and enough
+        # before the train window's end (a purge gap earlier) to be trained on, whatever the members
+        self.warmup_bars = max(warmup_bars(self.spec, config.meta.classical_members),
                                self.spec.feature_bars + MIN_SAMPLES + config.walkforward.purge_bars)
         self.last_fit: dict = {}
 

@@ -150,7 +150,9 @@ def walk_forward(universe, config: Config, trader=None, progress: bool = True,
 
 
 def warmup_bars(trader, config: Config) -> int:
-    """Bars before a test window that each backtest runs on without trading (at least one, to carry state)."""
+    """Bars before a test window that each backtest runs on without trading (at least one, to carry state):
+    what `trader` (a trader or a bundle) needs, or walkforward.warmup_bars where that is more. The backtest
+    of a bundle (`nt-backtrader backtest`) feeds the same."""
     return max(config.walkforward.warmup_bars, trader.warmup_bars, 1)
 
 
