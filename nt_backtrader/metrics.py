@@ -1,7 +1,19 @@
-"""Performance numbers of a daily return series: Sharpe, drawdown, CAGR, PSR, DSR, turnover.
+"""Performance numbers of a daily return series: Sharpe, drawdown, CAGR, volatility, PSR, DSR, turnover.
 
 Conventions: simple daily returns, 252 periods a year, Sharpe with the sample standard
-deviation (ddof=1) and a zero risk-free rate, as QuantStats computes it.
+deviation (ddof=1) and a zero risk-free rate, CAGR over trading days (n / 252 years), as QuantStats computes it.
+
+These stay the project's own, and tests/test_metrics_quantstats.py checks that they equal QuantStats' (the
+tear-sheet's numbers: quantstats.stats.sharpe, cagr, max_drawdown, volatility, probabilistic_sharpe_ratio) to 6
+decimals on the embedded S&P 500's, a strategy's and a seeded random series. Why not call QuantStats: `sharpe`
+ranks members, rule options and the tuner's candidates inside training, on plain arrays with no dates, where
+QuantStats wants a dated pandas Series (its drawdown adds a day before the first); and QuantStats has changed
+these definitions between releases (CAGR over calendar days until 0.0.70, the drawdown's first-day baseline and
+PSR's kurtosis in 0.0.82), which must not move a training decision. On purpose, ours differ in three places:
+fewer than 2 returns give a Sharpe of 0.0 (QuantStats: NaN), as a training decision needs a number; PSR takes
+the population skew and kurtosis (scipy) where QuantStats takes pandas' bias-corrected ones, the same formula
+otherwise (equal to 6 decimals given the same moments; as they are, a few 1e-6 apart on 4 to 6 years, 1e-7 on
+20); NaN is not skipped (QuantStats skips it): our series have none. DSR and turnover have no QuantStats twin.
 """
 from __future__ import annotations
 
@@ -13,9 +25,12 @@ import pandas as pd
 PERIODS = 252
 
 
-def sharpe(returns: pd.Series, periods: int = PERIODS) -> float:
+def sharpe(returns: pd.Series | np.ndarray, periods: int = PERIODS) -> float:
+    """Annual Sharpe ratio; 0.0 for fewer than 2 returns or no volatility. The one Sharpe of the project:
+    the report prints it and training ranks with it (members, rule options, the tuner's candidates), so its
+    operations and their order are fixed, any change moves both."""
     r = np.asarray(returns, dtype=float)
-    sd = r.std(ddof=1)
+    sd = r.std(ddof=1) if len(r) > 1 else 0.0  # no std of one number: numpy would warn and give NaN
     return float(r.mean() / sd * math.sqrt(periods)) if sd > 0 else 0.0
 
 

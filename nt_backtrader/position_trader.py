@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import momentum, timeframe
+from . import metrics, momentum, timeframe
 from .config import Config
 from .costs import asset_costs
 from .errors import ConfigError
@@ -36,7 +36,7 @@ from .position_bundle import MEMBERS, PositionBundle, PositionSpec, ensemble_fro
 from .runtime import configure
 from .splits import Segment
 from .training.loop import FitResult, Hyper
-from .training.meta import Meta, annual_sharpe, equal_weight
+from .training.meta import Meta, equal_weight
 from .features import average_true_range
 from .training.brackets import bracket_reach, bracket_returns
 from .training.position_risk import Entries, entry_rows, fit_risk, grid
@@ -249,7 +249,7 @@ class PositionTrader:
         trading = traded(train, config.data)
         val_books = books([member_returns(bundle, s.name, train[s.name], s.stop_end, s.cost)
                            for s in pool if s.name in trading], len(MEMBERS))
-        val_sharpes = [annual_sharpe(r) for r in val_books]
+        val_sharpes = [metrics.sharpe(r) for r in val_books]
         meta_inputs = self.meta.inputs(list(MEMBERS), val_sharpes, regime)
         weights, _ = self.meta.weigh(meta_inputs)  # trust: the sizing and risk nets are kept or not by their gates
         bundle.weights = tuple(float(w) for w in weights)
@@ -297,7 +297,7 @@ class PositionTrader:
         records = books(parts, len(MEMBERS) + 1)                                    # (members + candidate, T)
         meta_info = self.meta.update(pending["meta_inputs"], list(MEMBERS), records[:len(MEMBERS)],
                                      np.zeros((0, 2)), np.zeros((0, 2)))
-        candidate_sharpe = annual_sharpe(records[-1])
+        candidate_sharpe = metrics.sharpe(records[-1])
         window, entries = realized(bundle, windows, first_test, costs, self.config.risk.horizon)
         self.realized = (self.realized + [window])[-SIZING_WINDOWS:]
         self.entries = (self.entries + [entries])[-SIZING_WINDOWS:]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,19 @@ def test_sharpe_drawdown_cagr_by_hand():
     assert metrics.cagr(r, periods=4) == pytest.approx(1.1 * 0.8 * 1.05 * 1.1 - 1)
     assert metrics.max_drawdown(pd.Series([-0.1, 0.05])) == pytest.approx(-0.1)  # a loss on day one counts
 
+
+
+def test_sharpe_is_bit_for_bit_the_one_training_ranks_with():
+    """Members, rule options and the tuner's candidates are ranked by metrics.sharpe: mean / std(ddof=1) * sqrt(252)
+    in that order, to the last bit (another order moves a tie-break, then a run's returns); fewer than 2
+    returns or none moving give 0.0, without numpy's warning."""
+    rng = np.random.default_rng(3)
+    for x in (rng.normal(0.0004, 0.01, 250), np.where(rng.random(60) < 0.5, 0.0, rng.normal(0, 0.02, 60))):
+        assert metrics.sharpe(x) == float(x.mean() / x.std(ddof=1) * math.sqrt(252))
+        assert metrics.sharpe(pd.Series(x)) == metrics.sharpe(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert metrics.sharpe(np.array([])) == metrics.sharpe(np.array([0.01])) == metrics.sharpe(np.zeros(9)) == 0.0
 
 def test_psr_is_a_probability_that_grows_with_evidence():
     rng = np.random.default_rng(0)

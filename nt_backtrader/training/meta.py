@@ -9,20 +9,13 @@ All past segments are replayed at each update (they are few and small).
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 import torch
 
+from .. import metrics
 from ..config import MetaConfig
 from ..networks.meta import MetaLearner
-
-
-def annual_sharpe(returns: np.ndarray) -> float:
-    returns = np.asarray(returns, dtype=float)
-    sd = returns.std(ddof=1) if len(returns) > 1 else 0.0
-    return float(returns.mean() / sd * math.sqrt(252)) if sd > 0 else 0.0
 
 
 def equal_weight(dates: tuple, returns: tuple) -> np.ndarray:
@@ -71,7 +64,7 @@ class Meta:
         trade, its return at the network's size and at the twin's; risk_pairs (n, 2): per
         entry, the outcome of the network's bracket and of the fixed one.
         """
-        sharpes = [annual_sharpe(r) for r in member_returns]
+        sharpes = [metrics.sharpe(r) for r in member_returns]
         m = self.config.memory
         for name, sharpe in zip(members, sharpes):
             last, remembered = self.record.get(name, [0.0, sharpe])

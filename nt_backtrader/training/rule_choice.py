@@ -21,9 +21,10 @@ import itertools
 
 import numpy as np
 
+from .. import metrics
 from ..config import TimingConfig
 from ..decisions import DecisionSpec, aged, levels_from, next_position, waited
-from .meta import annual_sharpe, equal_weight
+from .meta import equal_weight
 
 
 def rule_options(spec: DecisionSpec, timing: TimingConfig) -> list[DecisionSpec]:
@@ -95,6 +96,6 @@ def choose_rule(options: list[DecisionSpec], assets: list[dict], cost: float) ->
     for spec in options:
         daily = [replay(a["p_long"], a["p_short"], a["arrays"], a["atr"], a["stops"], a["takes"], spec, cost)[0][1:]
                  for a in assets]
-        scores.append(annual_sharpe(equal_weight(tuple(a["arrays"]["dates"][1:] for a in assets), tuple(daily))))
+        scores.append(metrics.sharpe(equal_weight(tuple(a["arrays"]["dates"][1:] for a in assets), tuple(daily))))
     finite = [s if np.isfinite(s) else -np.inf for s in scores]
     return int(np.argmax(finite)), scores

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import metrics
 from ..bundle import N_RISK_INPUTS, N_SIZING_INPUTS, Bundle, risk_inputs
 from ..decisions import AccountRecord, DecisionSpec, decide_positions, state_vector, unit_rule_returns
 from ..config import Config, to_toml
@@ -28,7 +29,7 @@ from .brackets import bracket_returns
 from .limits import choose_limits
 from .rule_choice import choose_rule, rule_options
 from .loop import FitResult, Hyper, fit
-from .meta import annual_sharpe, equal_weight
+from .meta import equal_weight
 from .samples import (MIN_SAMPLES, MIN_VALIDATION_SAMPLES, AssetWindow, SegmentSamples, forward_return,
                       label_reach, next_open_return, pooled_scaler, prepare)
 
@@ -209,7 +210,7 @@ class NeuralTrainer:
             dates = samples.arrays["dates"][rows][1:]
             parts.append((dates, [unit_rule_returns(pl[rows], ps[rows], close, self.spec, self.cost())[1:]
                                   for pl, ps in zip(p_long, p_short)]))
-        return [annual_sharpe(equal_weight(*zip(*[(dates, member[m]) for dates, member in parts])))
+        return [metrics.sharpe(equal_weight(*zip(*[(dates, member[m]) for dates, member in parts])))
                 for m in range(len(bundle.members))]
 
     def choose_rule(self, bundle: Bundle, pool: list[SegmentSamples], outputs: list[tuple]) -> tuple[DecisionSpec, dict]:
