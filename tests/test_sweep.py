@@ -2,17 +2,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from conftest import kill_after_segments
+from sweep_cases import BASE, SMALL_SWEEP, run_cli, sweep_file
 from nt_backtrader import metrics
-from nt_backtrader.cli import main
 from nt_backtrader.errors import ConfigError
 from nt_backtrader.config import Config
 from nt_backtrader.sweep import load_sweep
@@ -20,49 +17,6 @@ from nt_backtrader.sweep.cell import finished, run_cell
 from nt_backtrader.sweep.grid import Cell
 from nt_backtrader.sweep.summary import Group, group_labels, spa_pvalues, variant_label
 from nt_backtrader.training.optuna_search import OptunaSearch
-
-
-def sweep_file(tmp_path, body: str, name: str = "sweep.toml"):
-    path = tmp_path / name
-    path.write_text(body)
-    return path
-
-
-# The base of the test sweeps: conftest's TINY nets (the discrete mode) on three years of the S&P 500, two
-# one-year test windows.
-BASE = """[base]
-data = { start = "2009-01-01", end = "2011-12-31" }
-walkforward = { train_bars = 252, test_bars = 252 }
-timing = { mode = "direction", hidden = 8, heads = 2, window = 16 }
-strategy = { allow_short = false }
-train = { first_epochs = 3, max_epochs = 1, max_samples = 400 }
-sizing = { enabled = true, hidden = 8 }
-risk = { hidden = 8 }
-tuner = { population = 2 }
-meta = { steps = 5 }
-"""
-
-SMALL_SWEEP = BASE + """
-[grid]
-seed = [0, 1]
-
-[sweep]
-trials = "trials.csv"
-
-[variants.neural]
-[variants.optuna]
-"tuner.mode" = "optuna"
-[variants.tsmom]
-"strategy.name" = "tsmom"
-[variants.too_short]
-"data.start" = "2011-06-01"
-"""
-
-
-def run_cli(argv, capsys):
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_sweep_file_mistakes_fail_before_any_work(tmp_path, capsys):
@@ -174,26 +128,6 @@ def test_the_deflated_sharpe_counts_every_recorded_trial(tmp_path):
     (tmp_path / "bad.toml").write_text("[sweep]\ntrials = 3\n")
     with pytest.raises(ConfigError, match="trials must name a .csv file"):
         load_sweep(tmp_path / "bad.toml")
-
-
-def test_a_killed_sweep_continues_where_it_stopped(tmp_path, capsys):
-    """kill -9 of the driver mid-cell: the next invocation continues that cell from its checkpoint and
-    ends with the bytes of an uninterrupted run."""
-    body = BASE.replace("test_bars = 252", "test_bars = 126") + "\n[grid]\nseed = [3]\n"
-    path = sweep_file(tmp_path, body)
-    out = tmp_path / "sweep"
-    proc = subprocess.Popen([sys.executable, "-m", "nt_backtrader.cli", "sweep", str(path), "--out", str(out),
-                             "--cpus", "1", "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoint = out / "cells" / "seed=3" / "checkpoint.pt"
-    done = kill_after_segments(proc, checkpoint, 1)
-    assert done >= 1 and json.loads((checkpoint.parent / "cell.json").read_text())["status"] == "running"
-
-    assert run_cli(["sweep", str(path), "--out", str(out), "--cpus", "1", "--quiet"], capsys)[0] == 0
-    assert "continuing from checkpoint.pt" in (checkpoint.parent / "log.txt").read_text()
-    assert run_cli(["run", "--config", str(checkpoint.parent / "config.toml"), "--out", str(tmp_path / "run"),
-                    "--quiet"], capsys)[0] == 0
-    assert (tmp_path / "run" / "returns.csv").read_bytes() == (checkpoint.parent / "returns.csv").read_bytes()
-    assert pd.read_csv(out / "sweep.csv")["status"].tolist() == ["ok"]
 
 
 def test_groups_are_the_cells_measured_on_the_same_data_dates_and_costs(tmp_path):
