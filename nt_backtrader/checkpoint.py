@@ -49,6 +49,30 @@ def digest(payload: dict) -> str:
     return h.hexdigest()
 
 
+def cpu_state(net: torch.nn.Module) -> dict:
+    """A copy of a net's weights as plain CPU tensors: what a file, a warm start or a checkpoint keeps,
+    whatever the device it trained on."""
+    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+
+
+def sealed(payload: dict) -> dict:
+    """The payload with its digest stored in it, under "sha256"."""
+    payload["sha256"] = digest(payload)
+    return payload
+
+
+class PayloadFile:
+    """save() and load() for a class that writes itself as a payload (to_payload) and is rebuilt from one
+    (from_payload, which checks it): the file written atomically, read with weights_only=True."""
+
+    def save(self, path: str | Path) -> Path:
+        return atomic_torch_save(self.to_payload(), path)
+
+    @classmethod
+    def load(cls, path: str | Path):
+        return cls.from_payload(load_payload(path), source=str(path))
+
+
 def atomic_torch_save(payload: dict, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -73,7 +73,7 @@ def votes(bundle: Bundle, frame: pd.DataFrame, asset: str) -> dict[str, dict]:
     scaled = bundle.scaler_for(asset).transform(compute_features(*arrays))
     p_long, p_short = bundle.member_probabilities(scaled, arrays[3], np.array([len(frame) - 1]))
     return {name: {"p_long": float(pl[-1]), "p_short": float(ps[-1]), "weight": float(w)}
-            for name, pl, ps, w in zip(bundle.members, p_long, p_short, bundle.weights)}
+            for name, pl, ps, w in zip(bundle.ensemble.members.names, p_long, p_short, bundle.ensemble.weights)}
 
 
 def stale(table: pd.DataFrame, today: dt.date) -> list[str]:

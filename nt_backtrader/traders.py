@@ -121,17 +121,14 @@ class NeuralTrader:
                 "train_end": str(max(frame.index[-1] for frame in train.values()).date()), "segment": segment.index}
         bars = timeframe.of_index(calendar[:segment.train_end])
         if self.config.train.pooled:
-            bundle, fit_info = self.coordinator("").fit(assets, segment.index, meta)
-            bundle.timeframe = bars
+            bundle, fit_info = self.coordinator("").fit(assets, segment.index, meta, bars)
             self.last_fit = fit_info | {"trained_on": list(assets)}
             return {"bundle": bundle, "cash_buffer": self.config.backtest.cash_buffer}
+        # trained alone, traded together: every asset's bundle at the same book-level target
+        scale = book_scale(self.config, [window.arrays for window in assets.values()])
         bundles, fits = {}, {}
         for name, window in assets.items():
-            bundles[name], fits[name] = self.coordinator(name).fit({name: window}, segment.index, meta)
-            bundles[name].timeframe = bars
-        scale = book_scale(self.config, [window.arrays for window in assets.values()])
-        for bundle in bundles.values():
-            bundle.portfolio_scale = scale  # trained alone, traded together: the same book-level target
+            bundles[name], fits[name] = self.coordinator(name).fit({name: window}, segment.index, meta, bars, scale)
         self.last_fit = next(iter(fits.values())) | {"asset_fits": fits}
         return {"bundle": bundles, "cash_buffer": self.config.backtest.cash_buffer}
 

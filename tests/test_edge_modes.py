@@ -39,11 +39,11 @@ def test_a_seed_average_is_the_mean_of_its_nets_probabilities():
 def test_a_member_of_k_seeds_is_trained_saved_and_loaded_whole(sp500, tmp_path):
     history = sp500.loc["2004":"2009"]
     bundle = fit_bundle(history, **{"timing.seeds": 3})
-    member = bundle.timing[0]
+    member = bundle.ensemble.members.nets[0]
     assert isinstance(member, SeedAverage) and len(member.nets) == 3
     weights = [torch.cat([p.flatten() for p in net.parameters()]) for net in member.nets]
     assert not torch.equal(weights[0], weights[1]) and not torch.equal(weights[1], weights[2])  # three seeds
-    assert all(isinstance(net, TimingNet) for net in bundle.timing[1:])  # the other members are single nets
+    assert all(isinstance(net, TimingNet) for net in bundle.ensemble.members.nets[1:])  # the others: single nets
     loaded = Bundle.load(bundle.save(tmp_path / "k.pt"))
     test = sp500.loc["2010":"2011"]
     mine, theirs = (b.predict(*(test[k].to_numpy() for k in OHLCV)) for b in (bundle, loaded))

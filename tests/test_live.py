@@ -67,7 +67,7 @@ def test_signal_is_the_backtests_decision_on_that_bar(sp500, tiny_bundle):
             assert orders.loc["Stop", "price"] == pytest.approx(mine["stop"])
             assert orders.loc["Limit", "price"] == pytest.approx(mine["take"])
             assert mine["side"] == np.sign(orders.loc["Market", "size"]) and mine["fraction"] > 0.05
-        assert set(mine["votes"]) == set(tiny_bundle.members)
+        assert set(mine["votes"]) == set(tiny_bundle.ensemble.members.names)
         checked += 1
     assert checked == 3
 
@@ -166,7 +166,9 @@ def test_a_chain_of_updates_is_the_walk_forward(tmp_path, sp500):
             assert all(torch.equal(a["state"][kind][k], b["state"][kind][k]) for k in a["state"][kind])
         assert len(a["state"]["timing"]) == len(b["state"]["timing"]) > 0
         assert all(torch.equal(x[k], y[k]) for x, y in zip(a["state"]["timing"], b["state"]["timing"]) for k in x)
-        assert (mine.weights, mine.trust, mine.spec) == (theirs.weights, theirs.trust, theirs.spec)
+        assert (mine.ensemble.weights, mine.spec) == (theirs.ensemble.weights, theirs.spec)
+        trusts = [(bundle.entry_sizer.trust, bundle.bracket_levels.trust) for bundle in (mine, theirs)]
+        assert trusts[0] == trusts[1]
     for info, seg in zip(windows, walk.history):
         assert (info["window_start"], info["window_end"]) == (seg["test_start"], seg["test_end"])
         in_window = walk.fills[(walk.fills["date"] >= seg["test_start"]) & (walk.fills["date"] <= seg["test_end"])]
@@ -190,7 +192,7 @@ def test_train_update_signal_from_the_command_line(tmp_path, capsys):
     assert code == 0 and "sp500 (2006-06-30)" in stderr  # old data is named in a warning
     (row,) = json.loads(stdout)
     assert row["date"] == "2006-06-30" and row["side"] in ("long", "flat", "short")
-    assert set(row["votes"]) == set(Bundle.load(second).members)
+    assert set(row["votes"]) == set(Bundle.load(second).ensemble.members.names)
     code, _, stderr = run_cli(["update", "--bundle", str(second), "--start", "2004-01-01", "--end", "2006-06-30",
                                "--out", str(tmp_path / "third.pt")], capsys)
     assert code == 2 and "no new bars since the bundle's last one (2006-06-30)" in stderr

@@ -192,7 +192,7 @@ def test_neural_strategy_trades_three_yahoo_feeds_each_sized_from_its_own_bars(t
         others = [v[day] for name, v in vols.items() if name != record.asset and day in v.index]
         assert all(abs(other - record.vol) > 1e-6 for other in others)
         assert record.twin == pytest.approx(active_bundle.spec.twin_fraction(record.vol)
-                                            * active_bundle.portfolio_scale, rel=1e-9)
+                                            * active_bundle.entry_sizer.portfolio_scale, rel=1e-9)
     per_feed = log.groupby("asset")
     assert per_feed["fraction"].nunique().min() >= 2 and per_feed["vol"].mean().nunique() == 3
 

@@ -3,7 +3,8 @@
     fit(train window):  the tuner proposes hyperparameters -> timing candidates train and are
                         scored on the validation tail -> the tuner is rewarded -> the
                         meta-learner weighs the best candidates and the classical members and
-                        sets its trust -> the sizer and the risk net train on the ensemble
+                        sets its trust -> the sizer and the risk net train on the ensemble -> the
+                        bundle is made once, from these finished parts
     (the walk-forward backtests the test window)
     feedback(window):   the realized window updates the meta-learner (members' returns, the
                         sizer and risk net against their twins) and rewards the tuner again
@@ -17,15 +18,19 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from ..bundle import Bundle, risk_inputs
-from ..config import Config
+from ..bracket_levels import BracketLevels, risk_inputs
+from ..bundle import Bundle
+from ..config import Config, to_toml
 from ..decisions import unit_rule_returns
+from ..entry_sizing import EntrySizer
 from ..features import RET_63D, VOL_21D, average_true_range, compute_features
 from ..networks.timing import SeedAverage
+from ..timeframe import DAILY
+from ..timing_ensemble import TimingEnsemble, TimingMembers
 from .brackets import bracket_reach, bracket_returns
-from .samples import OHLCV, AssetWindow
+from .samples import OHLCV, AssetWindow, pooled_scaler
 from .meta import Meta, equal_weight
-from .trainer import NeuralTrainer, cpu_state
+from .trainer import NeuralTrainer, book_scale, cpu_state, network_args
 from .loop import Hyper
 from .tuner import Proposal, Tuner
 
@@ -50,6 +55,30 @@ class Feedback:
     realized_sharpe: float     # of the portfolio's daily returns over the test window
 
 
+@dataclass(frozen=True)
+class Pending:
+    """What feedback() needs of the last fit: the tuner's state and chosen proposal, the meta-learner's
+    inputs and members, and the bundle that trades the window."""
+
+    state: torch.Tensor
+    chosen: Proposal | None
+    meta_inputs: dict
+    members: list
+    bundle: Bundle
+
+    def to_state(self) -> dict:
+        """As plain tensors and numbers (the bundle aside): what a bundle written by `train` carries."""
+        chosen = self.chosen
+        return {"state": self.state, "meta_inputs": dict(self.meta_inputs), "members": list(self.members),
+                "chosen": None if chosen is None else {"action": chosen.action, "hyper": asdict(chosen.hyper)}}
+
+    @classmethod
+    def from_state(cls, state: dict, bundle: Bundle) -> "Pending":
+        chosen = state["chosen"]
+        return cls(state["state"], None if chosen is None else Proposal(chosen["action"], Hyper(**chosen["hyper"])),
+                   state["meta_inputs"], state["members"], bundle)
+
+
 def regime(pool) -> np.ndarray:
     """Volatility level and 63-day trend at the end of the train window, roughly unit scale; the
     mean over the assets."""
@@ -65,40 +94,50 @@ class Coordinator:
             torch.manual_seed(config.seed)
             self.tuner = Tuner(config.tuner, config.train, config.timing.dropout)
             self.meta = Meta(config.meta)
-        self.pending: dict | None = None
+        self.pending: Pending | None = None
 
     @property
     def spec(self):
         return self.trainer.spec
 
-    def fit(self, assets: dict[str, AssetWindow], segment: int, meta: dict | None = None) -> tuple[Bundle, dict]:
-        """One cycle on the train windows of `assets` (name -> AssetWindow; pooled training)."""
+    def fit(self, assets: dict[str, AssetWindow], segment: int, meta: dict | None = None,
+            timeframe: tuple = DAILY, portfolio_scale: float | None = None) -> tuple[Bundle, dict]:
+        """One cycle on the train windows of `assets` (name -> AssetWindow; pooled training): the bundle
+        that trades bars of `timeframe`, and what to record. Its fractions are scaled for the portfolio
+        of `assets`, or by `portfolio_scale` (an asset trained alone and traded in a universe)."""
         seed = self.config.seed * 1000 + segment
         pool = self.trainer.prepare(assets)
         state = self.tuner.state(float(np.mean([samples.features[-1, VOL_21D] for samples in pool])))
         neural, chosen, info = self._timing_round(pool, state, seed)
-        members = [f"neural_{i + 1}" for i in range(len(neural))] + list(self.config.meta.classical_members)
-        dropout = chosen[0].hyper.dropout if chosen else self.config.timing.dropout
-        bundle = self.trainer.draft(pool, neural, members, np.full(len(members), 1 / len(members)), (1.0, 1.0),
-                                    dropout, seed, meta)
-        val_outputs = self.trainer.validation_outputs(bundle, pool)
-        val_sharpes = self.trainer.validation_sharpes(bundle, pool, val_outputs)
+        names = [f"neural_{i + 1}" for i in range(len(neural))] + list(self.config.meta.classical_members)
+        members = TimingMembers(tuple(net.cpu() for net in neural), tuple(names))
+        sizing, risk = self.trainer.heads(seed)
+        val_outputs = self.trainer.validation_outputs(members, pool)
+        val_sharpes = self.trainer.validation_sharpes(members, pool, val_outputs)
         if chosen:  # what the tuner reads next segment: how the chosen candidate did on the validation tail
             proposal, fitted = chosen
             self.tuner.remember(proposal, fitted.result, fitted.val_accuracy, val_sharpes[0])
-        meta_inputs = self.meta.inputs(members, val_sharpes, regime(pool))
+        meta_inputs = self.meta.inputs(names, val_sharpes, regime(pool))
         weights, trust = self.meta.weigh(meta_inputs)
-        bundle.weights, bundle.trust = tuple(float(w) for w in weights), tuple(float(t) for t in trust)
+        ensemble = TimingEnsemble(members, tuple(float(w) for w in weights))
+        sizing_trust, risk_trust = (float(t) for t in trust)
         # chosen before the sizer and the risk net learn the positions it takes
-        bundle.spec, rule_info = self.trainer.choose_rule(bundle, pool, val_outputs)
-        bundle, finish_info = self.trainer.finish(bundle, pool, seed)
-        self.pending = {"state": state, "chosen": chosen[0] if chosen else None, "meta_inputs": meta_inputs,
-                        "members": members, "bundle": bundle}
+        spec, rule_info = self.trainer.choose_rule(ensemble, BracketLevels(risk, risk_trust), pool, val_outputs)
+        scale = book_scale(self.config, [samples.arrays for samples in pool])
+        sizing, risk, limits, finish_info = self.trainer.finish(ensemble, spec, sizing, risk, pool, seed, scale)
+        dropout = chosen[0].hyper.dropout if chosen else self.config.timing.dropout
+        bundle = Bundle(spec, ensemble, BracketLevels(risk, risk_trust),
+                        EntrySizer(sizing, sizing_trust, scale if portfolio_scale is None else portfolio_scale,
+                                   limits),
+                        pooled_scaler(pool), {samples.name: samples.scaler for samples in pool},
+                        network_args(self.config, dropout), timeframe,
+                        (meta or {}) | {"config": to_toml(self.config)})  # the experiment that trained it
+        self.pending = Pending(state, chosen[0] if chosen else None, meta_inputs, names, bundle)
         # rollbacks: every network of the segment; the sizer's and the risk net's also on their own
         rollbacks = info["rollbacks"] + finish_info["sizing_rollbacks"] + finish_info["risk_rollbacks"]
-        return bundle, {**info, "weights": dict(zip(members, bundle.weights)),
-                        "val_sharpes": dict(zip(members, val_sharpes)), "sizing_trust": bundle.trust[0],
-                        "risk_trust": bundle.trust[1], **rule_info, **finish_info, "rollbacks": rollbacks}
+        return bundle, {**info, "weights": dict(zip(names, ensemble.weights)),
+                        "val_sharpes": dict(zip(names, val_sharpes)), "sizing_trust": sizing_trust,
+                        "risk_trust": risk_trust, **rule_info, **finish_info, "rollbacks": rollbacks}
 
     def _timing_round(self, pool, state: torch.Tensor, seed: int):
         """The tuner proposes, the candidates train and are scored, the tuner learns from the scores.
@@ -140,7 +179,7 @@ class Coordinator:
     def feedback(self, fb: Feedback) -> dict:
         """Learn from the test window that was just traded."""
         pending, self.pending = self.pending, None
-        bundle: Bundle = pending["bundle"]
+        bundle = pending.bundle
         spec, cost = self.spec, self.trainer.cost()
         dates, returns, sizing_pairs, risk_pairs = [], [], [], []
         for name, asset in fb.assets.items():
@@ -155,12 +194,12 @@ class Coordinator:
             risk_pairs.append(self._bracket_pairs(bundle, asset, scaled))
         # each member's rule on every asset at unit size, as one equal-weight book
         member_returns = np.stack([equal_weight(tuple(dates), tuple(r[m] for r in returns))
-                                   for m in range(len(pending["members"]))])
-        meta_info = self.meta.update(pending["meta_inputs"], pending["members"], member_returns,
+                                   for m in range(len(pending.members))])
+        meta_info = self.meta.update(pending.meta_inputs, pending.members, member_returns,
                                      np.asarray(sizing_pairs, dtype=float).reshape(-1, 2),
                                      np.concatenate(risk_pairs))
-        tuner_info = (self.tuner.learn_from_outcome(pending["state"], pending["chosen"], fb.realized_sharpe)
-                      if pending["chosen"] is not None else {})
+        tuner_info = (self.tuner.learn_from_outcome(pending.state, pending.chosen, fb.realized_sharpe)
+                      if pending.chosen is not None else {})
         member_oos_sharpes = meta_info.pop("member_sharpes")
         return {**meta_info, **tuner_info, "member_oos_sharpes": member_oos_sharpes}
 
@@ -176,7 +215,7 @@ class Coordinator:
             if horizon < MIN_BRACKET_PATH or not np.isfinite(atr[bar]):
                 continue
             with torch.inference_mode():
-                stop, take = bundle.risk.levels(risk_inputs(scaled[bar:bar + 1], float(direction)))
+                stop, take = bundle.bracket_levels.net.levels(risk_inputs(scaled[bar:bar + 1], float(direction)))
             out = bracket_returns(a["open"], a["high"], a["low"], a["close"], atr, np.array([bar]),
                                   np.array([float(stop[0]), bundle.spec.fixed_stop_atr]),
                                   np.array([float(take[0]), bundle.spec.fixed_take_atr]), horizon, direction)
@@ -186,17 +225,10 @@ class Coordinator:
     # --- checkpoint ---------------------------------------------------------------------------
     def pending_state(self) -> dict:
         """What feedback() will need of the last fit, as plain tensors and numbers (the bundle aside)."""
-        pending = self.pending
-        chosen = pending["chosen"]
-        return {"state": pending["state"], "meta_inputs": dict(pending["meta_inputs"]),
-                "members": list(pending["members"]),
-                "chosen": None if chosen is None else {"action": chosen.action, "hyper": asdict(chosen.hyper)}}
+        return self.pending.to_state()
 
     def load_pending(self, state: dict, bundle: Bundle) -> None:
-        chosen = state["chosen"]
-        self.pending = {"state": state["state"], "meta_inputs": state["meta_inputs"], "members": state["members"],
-                        "chosen": None if chosen is None else Proposal(chosen["action"], Hyper(**chosen["hyper"])),
-                        "bundle": bundle}
+        self.pending = Pending.from_state(state, bundle)
 
     def state_dict(self) -> dict:
         return {"tuner": self.tuner.state_dict(), "meta": self.meta.state_dict(), "warm": self.trainer.warm}

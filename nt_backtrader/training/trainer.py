@@ -1,4 +1,4 @@
-"""NeuralTrainer: fits the timing, sizing and risk networks of one segment into a Bundle.
+"""NeuralTrainer: fits the timing, sizing and risk networks of one segment (the Coordinator makes the Bundle).
 
 Timing candidates train first (warm-started from the last chosen net, early-stopped on the
 validation tail); the sizer and the risk net then train on the positions the ensemble's
@@ -17,9 +17,12 @@ import pandas as pd
 import torch
 
 from .. import metrics
-from ..bundle import N_RISK_INPUTS, N_SIZING_INPUTS, Bundle, risk_inputs
+from ..bracket_levels import N_RISK_INPUTS, BracketLevels, risk_inputs
+from ..checkpoint import cpu_state
+from ..entry_sizing import N_SIZING_INPUTS
+from ..timing_ensemble import TimingEnsemble, TimingMembers
 from ..decisions import AccountRecord, DecisionSpec, decide_positions, state_vector, unit_rule_returns
-from ..config import Config, to_toml
+from ..config import Config
 from ..errors import DataError
 from ..features import N_FEATURES, VOL_21D, average_true_range, windows
 from ..signals import primary_side
@@ -31,7 +34,7 @@ from .rule_choice import choose_rule, rule_options
 from .loop import FitResult, Hyper, fit
 from .meta import equal_weight
 from .samples import (MIN_SAMPLES, MIN_VALIDATION_SAMPLES, AssetWindow, SegmentSamples, forward_return,
-                      label_reach, next_open_return, pooled_scaler, prepare)
+                      label_reach, next_open_return, prepare)
 
 SHARPE_WEIGHT = 0.1     # the Sharpe loss (about -2..2 per batch) beside cross-entropy (about 0.69)
 THREE_CLASS_BAND = 0.5  # with shorts: |forward return| under this many sigmas is 'flat'
@@ -174,34 +177,30 @@ class NeuralTrainer:
         return torch.as_tensor(x, dtype=torch.float32, device=self.device)
 
     # --- the ensemble ---------------------------------------------------------------------------
-    def draft(self, pool: list[SegmentSamples], nets: list, members: list, weights, trust, dropout: float,
-              seed: int, meta: dict | None = None) -> Bundle:
-        """A bundle of these timing members with the warm (or freshly seeded) sizer and risk net."""
-        args = network_args(self.config, dropout)
+    def heads(self, seed: int) -> tuple[PositionSizingNet, RiskNet]:
+        """The sizing and risk nets this segment starts from: the last segment's, else freshly seeded."""
+        args = network_args(self.config, self.config.timing.dropout)
         torch.manual_seed(seed + 2)
         sizing, risk = PositionSizingNet(**args["sizing"]), RiskNet(**args["risk"])
         for name, net in (("sizing", sizing), ("risk", risk)):
             if self.warm[name] is not None:
                 net.load_state_dict(self.warm[name])
-        provenance = (meta or {}) | {"config": to_toml(self.config)}  # the experiment that trained it
-        return Bundle([n.cpu().eval() for n in nets], sizing, risk, pooled_scaler(pool), self.spec, args,
-                      tuple(members), tuple(float(w) for w in weights), tuple(float(t) for t in trust),
-                      provenance, scalers={s.name: s.scaler for s in pool},
-                      portfolio_scale=book_scale(self.config, [s.arrays for s in pool])).eval()
+        return sizing.eval(), risk.eval()
 
-    def member_outputs(self, bundle: Bundle, samples: SegmentSamples, rows: np.ndarray):
-        return bundle.member_probabilities(samples.scaled, samples.arrays["close"], rows)
+    def member_outputs(self, members: TimingMembers, samples: SegmentSamples, rows: np.ndarray):
+        return members.probabilities(samples.scaled, samples.arrays["close"], rows, self.spec)
 
-    def validation_outputs(self, bundle: Bundle, pool: list[SegmentSamples]) -> list[tuple]:
+    def validation_outputs(self, members: TimingMembers, pool: list[SegmentSamples]) -> list[tuple]:
         """Per asset (validation rows, members' p_long, members' p_short): computed once, read by the
         meta-learner's inputs and by the rule's choice (the weights combine them later)."""
         outputs = []
         for samples in pool:
             rows = np.arange(samples.val_start, samples.n)
-            outputs.append((rows, *self.member_outputs(bundle, samples, rows)))
+            outputs.append((rows, *self.member_outputs(members, samples, rows)))
         return outputs
 
-    def validation_sharpes(self, bundle: Bundle, pool: list[SegmentSamples], outputs: list[tuple]) -> list[float]:
+    def validation_sharpes(self, members: TimingMembers, pool: list[SegmentSamples],
+                           outputs: list[tuple]) -> list[float]:
         """Each member's unit-size Sharpe over the validation tail (costs on), on the equal-weight
         portfolio of the assets (each asset's rule at unit size, averaged over the assets trading that day)."""
         parts = []
@@ -211,21 +210,22 @@ class NeuralTrainer:
             parts.append((dates, [unit_rule_returns(pl[rows], ps[rows], close, self.spec, self.cost())[1:]
                                   for pl, ps in zip(p_long, p_short)]))
         return [metrics.sharpe(equal_weight(*zip(*[(dates, member[m]) for dates, member in parts])))
-                for m in range(len(bundle.members))]
+                for m in range(len(members.names))]
 
-    def choose_rule(self, bundle: Bundle, pool: list[SegmentSamples], outputs: list[tuple]) -> tuple[DecisionSpec, dict]:
+    def choose_rule(self, ensemble: TimingEnsemble, brackets: BracketLevels, pool: list[SegmentSamples],
+                    outputs: list[tuple]) -> tuple[DecisionSpec, dict]:
         """The no-trade band, least holding period, re-entry wait and bracket width with the best Sharpe
-        on the validation tail, replayed with the ensemble, the bundle's brackets and the backtest's costs."""
+        on the validation tail, replayed with the ensemble, the brackets and the backtest's costs."""
         options = rule_options(self.spec, self.config.timing)
         best, scores = 0, [float("nan")]
         if len(options) > 1:
             assets = []
             for samples, (rows, members_long, members_short) in zip(pool, outputs):
                 a = samples.arrays
-                p_long, p_short, _ = bundle.combine(members_long, members_short)
+                p_long, p_short, _ = ensemble.combine(members_long, members_short, self.spec.allow_short)
                 # at width 1: each option scales them by its own
-                levels = [np.divide(bundle.brackets(samples.scaled[rows], direction), bundle.spec.bracket_width)
-                          for direction in (1.0, -1.0)]
+                levels = [np.divide(brackets.distances(samples.scaled[rows], direction, self.spec),
+                                    self.spec.bracket_width) for direction in (1.0, -1.0)]
                 assets.append({"p_long": p_long[rows], "p_short": p_short[rows],
                                "arrays": {k: a[k][rows] for k in ("open", "high", "low", "close", "dates")},
                                "atr": average_true_range(a["high"], a["low"], a["close"])[rows],
@@ -237,25 +237,30 @@ class NeuralTrainer:
                         "rule_cooldown": chosen.cooldown, "rule_bracket_width": chosen.bracket_width,
                         "rule_val_sharpe": scores[best]}
 
-    def finish(self, bundle: Bundle, pool: list[SegmentSamples], seed: int) -> tuple[Bundle, dict]:
-        """Train the sizer and the risk net on the positions the ensemble takes over each asset's train window."""
+    def finish(self, ensemble: TimingEnsemble, spec: DecisionSpec, sizing: PositionSizingNet, risk: RiskNet,
+               pool: list[SegmentSamples], seed: int, scale: float) -> tuple[PositionSizingNet, RiskNet, tuple, dict]:
+        """The sizing net, the risk net and the limits (learned ones, or () for the spec's fixed ones) trained
+        on the positions the ensemble's rule (`spec`) takes over each asset's train window, at portfolio
+        scale `scale`; and what to record."""
         rng = np.random.default_rng(seed + 1)
         torch.manual_seed(seed + 1)
         outputs = []
         for samples in pool:
             rows = np.arange(samples.first_row, samples.n)
-            p_long, p_short, conf = bundle.combine(*self.member_outputs(bundle, samples, rows))
-            positions = decide_positions(p_long, p_short, bundle.spec)
+            p_long, p_short, conf = ensemble.combine(*self.member_outputs(ensemble.members, samples, rows),
+                                                     spec.allow_short)
+            positions = decide_positions(p_long, p_short, spec)
             outputs.append({"positions": positions,
                             "states": simulated_states(samples.arrays["close"], positions, conf, samples.first_row)})
-        bundle.sizing, sizing_info = self.fit_sizing(pool, outputs, rng, bundle.sizing)
-        bundle.risk, risk_info = self.fit_risk(pool, outputs, rng, bundle.risk)
+        sizing, sizing_info = self.fit_sizing(pool, outputs, rng, sizing)
+        risk, risk_info = self.fit_risk(pool, outputs, rng, risk)
+        limits = ()
         if self.config.risk.limits == "learned":
-            bundle.limits, limits_info = self.fit_limits(pool, outputs, bundle.portfolio_scale)
+            limits, limits_info = self.fit_limits(pool, outputs, scale)
             risk_info |= limits_info
-        self.warm["sizing"], self.warm["risk"] = cpu_state(bundle.sizing), cpu_state(bundle.risk)
+        self.warm["sizing"], self.warm["risk"] = cpu_state(sizing), cpu_state(risk)
         exposure = np.concatenate([np.abs(o["positions"]) for o in outputs])
-        return bundle.eval(), {**sizing_info, **risk_info, "train_exposure": float(exposure.mean())}
+        return sizing, risk, limits, {**sizing_info, **risk_info, "train_exposure": float(exposure.mean())}
 
     # --- limits -----------------------------------------------------------------------------
     def fit_limits(self, pool: list[SegmentSamples], outputs: list[dict], scale: float):
@@ -395,11 +400,6 @@ def portfolio_scale(arrays: list[dict], lookback: int = 3 * 252) -> float:
     np.fill_diagonal(corr, 1.0)
     w = np.full(n, 1.0 / n)
     return float(1.0 / (n * np.sqrt(max(w @ corr @ w, 1.0 / n))))
-
-
-def cpu_state(net: torch.nn.Module) -> dict:
-    """A copy of the weights on the CPU: what a warm start and a checkpoint keep, whatever the device."""
-    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
 
 
 def simulated_states(close: np.ndarray, positions: np.ndarray, timing_confidence: np.ndarray,
