@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
+import functools
+import numbers
 import os
 import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import tomli_w
 
 from .errors import ConfigError
 from .training.samples import MIN_VALIDATION_SAMPLES, label_reach
@@ -36,8 +39,16 @@ CHOICES = {"data.dataset": DATASETS, "strategy.name": STRATEGIES, "meta.classica
            "timing.risk_mode": ("none", "atr", "net")}
 
 
+class Typed:
+    """A config dataclass whose fields take their annotated types when it is made, however it is made
+    (a TOML file, override(), code): coerce_fields."""
+
+    def __post_init__(self):
+        coerce_fields(self)
+
+
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(Typed):
     """The universe: every file if any are named, else every ticker, else every embedded dataset."""
     dataset: tuple[str, ...] = ("sp500",)   # embedded data: sp500 | nasdaq | panel (28 assets named by ticker,
                                             # ending at 2018-03-01 unless `end` is given)
@@ -51,25 +62,9 @@ class DataConfig:
     end: str | None = None                  # last date kept, YYYY-MM-DD
     cache_dir: str = "data_feeds/cache"
 
-    def __post_init__(self):
-        # One name is a universe of one: dataset="nasdaq" means ("nasdaq",) in code and in override().
-        for name in ("dataset", "csv", "tickers", "trade"):
-            object.__setattr__(self, name, _names(getattr(self, name)))
-        if isinstance(self.csv_dir, os.PathLike):
-            object.__setattr__(self, "csv_dir", os.fspath(self.csv_dir))
-
-
-def _names(value) -> tuple:
-    """A tuple of names from one name, a path, a list of them, or None (none)."""
-    if value is None:
-        return ()
-    if isinstance(value, (str, os.PathLike)):
-        value = (value,)
-    return tuple(os.fspath(v) if isinstance(v, os.PathLike) else v for v in value)
-
 
 @dataclass(frozen=True)
-class WalkForwardConfig:
+class WalkForwardConfig(Typed):
     train_bars: int = 5 * TRADING_DAYS   # first train window; rolling windows keep this length. 5 years: the
                                          # core's first fit part holds its inputs' 635-bar warm-up and a sequence
     test_bars: int = TRADING_DAYS        # one test window; the last one may be shorter
@@ -82,6 +77,7 @@ class WalkForwardConfig:
                                          # the strategy's own need is used when that is larger
 
     def __post_init__(self):
+        super().__post_init__()
         check_walkforward(self)
 
     def validation_bars(self, train_window: int) -> int:
@@ -102,7 +98,7 @@ def check_walkforward(config: WalkForwardConfig) -> None:
 
 
 @dataclass(frozen=True)
-class BacktestConfig:
+class BacktestConfig(Typed):
     cash: float = 100_000.0
     commission_bps: float = 1.0          # per side, on traded value
     slippage_bps: float = 1.0            # per side, fills moved against us
@@ -114,7 +110,7 @@ class BacktestConfig:
 
 
 @dataclass(frozen=True)
-class StrategyConfig:
+class StrategyConfig(Typed):
     name: str = "neural"                 # neural | buy_hold | sma_cross | tsmom | long_only | tsmom_ls | macd
     sma_fast: int = 1                    # 1 = the price itself: the 200-day timing rule
     sma_slow: int = 200
@@ -128,7 +124,7 @@ class StrategyConfig:
 
 
 @dataclass(frozen=True)
-class TimingConfig:
+class TimingConfig(Typed):
     mode: str = "position"               # position: the deep-momentum core, a vol-scaled position in [-1, 1]
                                          # every bar; the older discrete modes: direction (the net predicts the
                                          # side) and meta_label (the net decides whether to take tsmom's trade)
@@ -163,7 +159,7 @@ class TimingConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Typed):
     lr: float = 1e-3
     batch_size: int = 256
     weight_decay: float = 1e-4
@@ -180,7 +176,7 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class SizingConfig:
+class SizingConfig(Typed):
     enabled: bool = False                # the sizing net (position mode: a multiplier learned from realized test
                                          # windows; lost 0.05 Sharpe to its twin on the panel); False: the
                                          # classical twin, a volatility-target fraction (multiplier 1)
@@ -194,7 +190,7 @@ class SizingConfig:
 
 
 @dataclass(frozen=True)
-class RiskConfig:
+class RiskConfig(Typed):
     enabled: bool = True                 # False: the classical twin, fixed ATR brackets
     hidden: int = 16
     horizon: int = 21                    # bars a bracket may stay open in its training outcomes
@@ -206,7 +202,7 @@ class RiskConfig:
 
 
 @dataclass(frozen=True)
-class TunerConfig:
+class TunerConfig(Typed):
     mode: str = "network"                # network | fixed (config hyperparameters) | random (search)
                                          # | optuna (TPE, the same bounds and budget)
     population: int = 3                  # timing candidates trained per segment, in every mode
@@ -222,7 +218,7 @@ class TunerConfig:
 
 
 @dataclass(frozen=True)
-class MetaConfig:
+class MetaConfig(Typed):
     enabled: bool = True                 # False: equal ensemble weights, trust 0.5 in each twin
     neural_members: int = 2              # best timing candidates (by validation) in the ensemble
     classical_members: tuple[str, ...] = ("tsmom", "sma")
@@ -234,7 +230,7 @@ class MetaConfig:
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Typed):
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     walkforward: WalkForwardConfig = field(default_factory=WalkForwardConfig)
@@ -248,6 +244,7 @@ class Config:
     meta: MetaConfig = field(default_factory=MetaConfig)
 
     def __post_init__(self):
+        super().__post_init__()
         validate(self)
 
 
@@ -263,11 +260,10 @@ def validate(config: Config) -> None:
     if config.sizing.max_fraction > config.sizing.max_gross:
         raise ConfigError(f"sizing.max_fraction ({config.sizing.max_fraction}) is above sizing.max_gross "
                           f"({config.sizing.max_gross}): one asset could never reach it; raise sizing.max_gross too")
-    for name, pair in config.backtest.costs.items():
-        if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in pair)):
-            shown = list(pair) if isinstance(pair, (list, tuple)) else pair
-            raise ConfigError(f"config key 'backtest.costs.{name}' is {shown!r}: give two costs in basis points "
+    for name, pair in config.backtest.costs.items():  # a tuple of floats by now (coerce_fields)
+        if len(pair) != 2 or min(pair) < 0:
+            shown = "[" + ", ".join(f"{v:g}" for v in pair) + "]"
+            raise ConfigError(f"config key 'backtest.costs.{name}' is {shown}: give two costs in basis points "
                               "per side, [commission_bps, slippage_bps], each 0 or more")
     t = config.timing
     for key, values, low, high in (("bands", t.bands, 0.0, 0.5), ("min_holds", t.min_holds, 1, None),
@@ -321,69 +317,75 @@ def _did_you_mean(word: str, known: list[str]) -> str:
     return f"did you mean '{close[0]}'? " if close else ""
 
 
-def _suggest(key: str, known: list[str]) -> str:
-    return _did_you_mean(key, known).strip() or f"known keys: {', '.join(sorted(known))}"
-
-
-def _coerce(value, typ, where: str):
-    """Check a TOML value against a field's annotation; ints are accepted where floats are,
-    a string where a list of strings is."""
-    origin = typing.get_origin(typ)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(typ)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _coerce(value, option, where)
-            except ConfigError as exc:
-                errors.append(exc)
-        raise errors[0]
-    if origin is tuple:
-        item = typing.get_args(typ)[0]
-        if not isinstance(value, (list, tuple)):
-            value = [value]  # `dataset = "nasdaq"` is a list of one
-        kind = {str: "strings", float: "numbers", int: "whole numbers"}[item]
-        if not value and item is not str:
-            raise ConfigError(f"config key '{where}' must list one or more {kind}")
-        try:
-            return tuple(_coerce(v, item, where) for v in value)
-        except ConfigError:
-            raise ConfigError(f"config key '{where}' must be a list of {kind}, got {value!r}") from None
-    if origin is dict:
-        item = typing.get_args(typ)[1]
-        if not isinstance(value, dict):
-            raise ConfigError(f"config key '{where}' must be a table, e.g. {where.split('.')[-1]} = {{ ... }}")
-        return {key: _coerce(v, item, f"{where}.{key}") for key, v in value.items()}
-    if typ is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if typ is bool and not isinstance(value, bool) or typ is not bool and isinstance(value, bool):
-        raise ConfigError(f"config key '{where}' must be {typ.__name__}, got {value!r}")
-    if not isinstance(value, typ):
-        raise ConfigError(f"config key '{where}' must be {typ.__name__}, got {value!r}")
-    return value
-
-
-def from_dict(cls, values: dict, prefix: str = ""):
-    """Build dataclass `cls` from nested dicts; unknown keys raise ConfigError with a suggestion."""
-    hints = typing.get_type_hints(cls)
+def _check_keys(cls, keys) -> None:
+    """Keys that are no field of `cls` fail, with the closest field or the list of them."""
     names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in values.items():
-        where = f"{prefix}{key}"
+    for key in keys:
         if key not in names:
-            raise ConfigError(f"unknown config key '{where}': {_suggest(key, names)}")
-        typ = hints[key]
-        if dataclasses.is_dataclass(typ):
-            if not isinstance(value, dict):
-                raise ConfigError(f"config key '{where}' must be a table [{where}]")
-            kwargs[key] = from_dict(typ, value, prefix=f"{where}.")
-        else:
-            kwargs[key] = _coerce(value, typ, where)
-    return cls(**kwargs)
+            hint = _did_you_mean(key, names).strip() or f"known keys: {', '.join(sorted(names))}"
+            raise ConfigError(f"unknown config key '{_prefix(cls)}{key}': {hint}")
+
+
+@functools.cache
+def _field_types(cls) -> dict:
+    """Field name -> its annotation, evaluated (the annotations are strings: `from __future__ import annotations`)."""
+    return typing.get_type_hints(cls)
+
+
+@functools.cache
+def _prefix(cls) -> str:
+    """'timing.' for TimingConfig: how error messages name its keys; '' at the top level."""
+    sections = {typ: name for name, typ in _field_types(Config).items() if dataclasses.is_dataclass(typ)}
+    return f"{sections[cls]}." if cls in sections else ""
+
+
+def coerce_fields(obj) -> None:
+    """Every field of the frozen dataclass `obj` as its annotated type (coerce)."""
+    prefix = _prefix(type(obj))
+    for name, typ in _field_types(type(obj)).items():
+        object.__setattr__(obj, name, coerce(getattr(obj, name), typ, prefix + name))
+
+
+def coerce(value, typ, key: str):
+    """`value` as the type `typ`, or a one-line ConfigError naming the config key. Besides exact types:
+    an integer where a float is wanted, a path where a string is, one item where a list is
+    (`dataset = "nasdaq"`), a list where a tuple is, a table where a config section is."""
+    origin, args = typing.get_origin(typ), typing.get_args(typ)
+    if origin in (typing.Union, types.UnionType):  # `str | None`: None, or the other type
+        return None if value is None else coerce(value, next(a for a in args if a is not type(None)), key)
+    if origin is tuple:
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        kind = {str: "strings", float: "numbers", int: "whole numbers"}[args[0]]
+        if not items and args[0] is not str:
+            raise ConfigError(f"config key '{key}' must list one or more {kind}")
+        try:
+            return tuple(coerce(item, args[0], key) for item in items)
+        except ConfigError:
+            raise ConfigError(f"config key '{key}' must be a list of {kind}, got {items!r}") from None
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}' must be a table, e.g. {key.split('.')[-1]} = {{ ... }}")
+        return {name: coerce(item, args[1], f"{key}.{name}") for name, item in value.items()}
+    if dataclasses.is_dataclass(typ):
+        if isinstance(value, dict):
+            return from_dict(typ, value)
+        if not isinstance(value, typ):
+            raise ConfigError(f"config key '{key}' must be a table [{key}]")
+        return value
+    if typ is str and isinstance(value, os.PathLike):
+        return os.fspath(value)
+    # bool is an int to Python, but true is no bar count: it passes only where a bool is wanted
+    wanted = {int: numbers.Integral, float: numbers.Real}.get(typ, typ)
+    if isinstance(value, bool) != (typ is bool) or not isinstance(value, wanted):
+        raise ConfigError(f"config key '{key}' must be {typ.__name__}, got {value!r}")
+    return typ(value)
+
+
+def from_dict(cls, values: dict):
+    """Dataclass `cls` from nested dicts, e.g. a TOML file's tables; unknown keys raise ConfigError with
+    a suggestion, values are coerced to the fields' types (coerce)."""
+    _check_keys(cls, values)
+    return cls(**values)
 
 
 def to_dict(obj) -> dict:
@@ -408,7 +410,8 @@ def load_config(path: str | Path) -> Config:
 
 
 def override(config, **changes):
-    """Return `config` with dotted keys replaced, e.g. override(c, **{"backtest.cash": 1e6})."""
+    """Return `config` with dotted keys replaced, e.g. override(c, **{"backtest.cash": 1e6}); the values
+    are coerced as a TOML file's are."""
     nested: dict = {}
     for dotted, value in changes.items():
         head, _, rest = dotted.partition(".")
@@ -416,35 +419,20 @@ def override(config, **changes):
             nested.setdefault(head, {})[rest] = value
         else:
             nested[head] = value
-    names = {f.name for f in dataclasses.fields(config)}
+    _check_keys(type(config), nested)
     kwargs = {}
     for key, value in nested.items():
-        if key not in names:
-            raise ConfigError(f"unknown config key '{key}': {_suggest(key, list(names))}")
         current = getattr(config, key)
         kwargs[key] = override(current, **value) if isinstance(value, dict) and dataclasses.is_dataclass(current) else value
     return dataclasses.replace(config, **kwargs)
 
 
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+def _without_none(table: dict) -> dict:
+    return {key: _without_none(value) if isinstance(value, dict) else value
+            for key, value in table.items() if value is not None}
 
 
 def to_toml(config: Config) -> str:
-    """TOML text that load_config reads back to an equal Config (None values are left out)."""
-    top, tables = [], []
-    for key, value in to_dict(config).items():
-        if isinstance(value, dict) and dataclasses.is_dataclass(getattr(config, key)):
-            lines = [f"{k} = {_toml_value(v)}" for k, v in value.items() if v is not None]
-            tables.append(f"[{key}]\n" + "\n".join(lines))
-        elif value is not None:
-            top.append(f"{key} = {_toml_value(value)}")
-    return "\n".join(top) + "\n\n" + "\n\n".join(tables) + "\n"
+    """TOML text that load_config reads back to an equal Config. TOML has no None: an unset value is left
+    out, and reads back as its default, None."""
+    return tomli_w.dumps(_without_none(to_dict(config)))

@@ -1,6 +1,9 @@
 """Config: TOML in and out, unknown keys with a suggestion, types checked."""
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import pytest
 
 from nt_backtrader.config import CHOICES, Config, load_config, override, to_toml
@@ -22,6 +25,52 @@ def test_toml_round_trip_of_a_universe(tmp_path):
         config = override(Config(), **data)
         path.write_text(to_toml(config))
         assert load_config(path) == config
+
+
+# a value of every kind of field: int, float, bool, str, str | None, tuple[str, ...], tuple[float, ...],
+# tuple[int, ...], dict[str, str], dict[str, tuple[float, ...]]; keys and strings TOML must quote or escape
+EVERY_KIND = {"seed": 3, "backtest.cash": 5e4, "train.weight_decay": 1e-7, "strategy.allow_short": False,
+              "timing.loss": "sharpe", "data.cache_dir": 'caché "x"\\y', "data.start": "2005-01-01",
+              "data.dataset": ("sp500", "nasdaq"), "meta.classical_members": ("sma",), "timing.bands": (0.1,),
+              "timing.min_holds": (10, 3, 1), "data.columns": {"date": "Datum", "adj close": "Schluss"},
+              "backtest.costs": {"currency": (0.5, 0.5), "BRK.B": (2.0, 5.0)}}
+
+
+@pytest.mark.parametrize("changes", [{}, EVERY_KIND], ids=["default", "every_kind"])
+def test_written_and_read_back_is_equal(tmp_path, changes):
+    config = override(Config(), **changes)
+    path = tmp_path / "exp.toml"
+    path.write_text(to_toml(config), encoding="utf-8")
+    assert load_config(path) == config
+    if changes:
+        assert config != Config() and config.data.cache_dir == 'caché "x"\\y'
+        assert tomllib.loads(to_toml(config))["backtest"]["costs"]["BRK.B"] == [2.0, 5.0]
+        assert "csv_dir" not in tomllib.loads(to_toml(config))["data"]  # None: TOML has none, the default reads back
+
+
+def test_code_and_command_line_values_take_the_fields_types():
+    config = override(Config(), **{"backtest.cash": 5000, "timing.bands": [0.05], "data.csv_dir": Path("prices"),
+                                   "data.trade": "SPY", "backtest.costs": {"SPY": [2, 0]}})
+    assert config.backtest.cash == 5000.0 and isinstance(config.backtest.cash, float)
+    assert config.timing.bands == (0.05,) and config.data.csv_dir == "prices" and config.data.trade == ("SPY",)
+    assert config.backtest.costs == {"SPY": (2.0, 0.0)}
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("train.threads", True, "config key 'train.threads' must be int, got True"),
+    ("train.threads", 1.5, "config key 'train.threads' must be int, got 1.5"),
+    ("strategy.allow_short", "yes", "config key 'strategy.allow_short' must be bool, got 'yes'"),
+    ("data.start", 2005, "config key 'data.start' must be str, got 2005"),
+    ("timing.min_holds", [1.5], "config key 'timing.min_holds' must be a list of whole numbers, got [1.5]"),
+    ("timing.bands", [], "config key 'timing.bands' must list one or more numbers"),
+    ("data.columns", "date=Datum", "config key 'data.columns' must be a table, e.g. columns = { ... }"),
+    ("backtest.costs", {"SPY": "cheap"}, "config key 'backtest.costs.SPY' must be a list of numbers, got ['cheap']"),
+    ("timing.hiden", 8, "unknown config key 'timing.hiden': did you mean 'hidden'?"),
+])
+def test_a_value_of_the_wrong_type_names_its_key(key, value, message):
+    with pytest.raises(ConfigError) as info:
+        override(Config(), **{key: value})
+    assert str(info.value) == message
 
 
 def test_one_name_is_a_list_of_one(tmp_path):
