@@ -134,9 +134,8 @@ class NeuralTrader:
 
     def feedback(self, segment: Segment, result, windows: dict[str, pd.DataFrame]) -> dict:
         first_test = result.returns.index[0]
-        log = result.strategy.getsizer().log
         assets = {name: AssetFeedback(arrays_of(window), int(window.index.searchsorted(first_test)),
-                                      entries_of(result, window, [r for r in log if r.asset == name], name))
+                                      entries_of(result, window, name))
                   for name, window in windows.items()}
         diagnostics = neural_segment_metrics(result, windows, self.config.timing.horizon)
         if self.config.train.pooled:
@@ -162,21 +161,22 @@ def arrays_of(frame: pd.DataFrame) -> dict:
     return {c: frame[c].to_numpy() for c in OHLCV} | {"dates": frame.index.to_numpy()}
 
 
-def entries_of(result, window: pd.DataFrame, log: list, asset: str) -> np.ndarray:
+def entries_of(result, window: pd.DataFrame, asset: str) -> np.ndarray:
     """(n, 5) per opening order of one asset in the window: decision bar, direction, network fraction,
-    twin fraction, and the trade's return per unit invested (to its exit, or marked at the last close)."""
+    twin fraction, and the trade's return per unit invested (to its exit, or marked at the last close).
+    All from the run's record: its sizing records, round trips and the position it ended with."""
     trades = result.trades[result.trades["asset"] == asset]
     exits = {row.entry_date: row.exit_price / row.entry_price - 1.0 for row in trades.itertuples()}
-    data = next(d for d in result.strategy.datas if d._name == asset)
+    log = list(result.sizing[result.sizing["asset"] == asset].itertuples(index=False))
     rows = []
-    for record in log:
+    for i, record in enumerate(log):
         bar = window.index.get_loc(pd.Timestamp(record.date))
         if bar + 1 >= len(window):
             continue  # decided on the last bar: filled in the next window
         entry_date = window.index[bar + 1]
         if entry_date in exits:
             change = exits[entry_date]
-        elif record is log[-1] and result.strategy.getposition(data).size:
+        elif i == len(log) - 1 and result.carry["assets"][asset]["size"]:
             change = window["close"].iloc[-1] / window["open"].iloc[bar + 1] - 1.0
         else:
             change = float("nan")  # not filled (margin) or closed by a later window: no outcome here

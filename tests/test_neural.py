@@ -47,7 +47,10 @@ class Recorder:
 
     def feedback(self, segment, result, windows):
         self.decisions.append(result.strategy.decision_table())
-        self.sizing.extend(result.strategy.getsizer().log)
+        logged = result.strategy.getsizer().log
+        # the run's record of its entries (what the trader learns from) is the sizer's log, value for value
+        assert list(result.sizing.itertuples(index=False, name="SizingRecord")) == logged
+        self.sizing.extend(logged)
         return self.inner.feedback(segment, result, windows)
 
     def decision_table(self) -> pd.DataFrame:

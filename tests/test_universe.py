@@ -468,7 +468,8 @@ class BuyEveryFeedOnce(bt.Strategy):
 
 
 def test_entries_decided_on_one_bar_share_the_gross_limit(three_feeds, active_bundle):
-    capped = dataclasses.replace(active_bundle, limits=(1.0, 0.6, 0.0))
+    capped = dataclasses.replace(active_bundle, entry_sizer=dataclasses.replace(active_bundle.entry_sizer,
+                                                                                limits=(1.0, 0.6, 0.0)))
     strategy = run_script(three_feeds, BuyEveryFeedOnce, cerebro_sizer={"bundle": capped})
     fractions = [record.fraction for record in strategy.getsizer().log]
     assert len(fractions) == 3 and fractions[0] > 0

@@ -1,9 +1,10 @@
 """PnLFeedback: records what a run did, for the walk-forward and the learners; never trains.
 
 Per bar the account value and each feed's position and close; per order the decision (when,
-which feed, how much) and the fill. get_analysis() gives daily returns of the trading bars,
-fills, orders, round trips (per feed), each feed's weight in the book and its contribution
-to the daily return.
+which feed, how much) and the fill; per entry the sizer sized, its record (NeuralSizer's
+SizingRecord: the fraction traded, the network's and its twin's). get_analysis() gives daily
+returns of the trading bars, fills, orders, round trips (per feed), each feed's weight in the
+book, its contribution to the daily return, and the sizing records.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .feeds import asset_name
+from .sizer import SizingRecord
 from ..trades import FILL_COLUMNS, contributions, round_trips_by_asset
 
 ORDER_COLUMNS = ["date", "asset", "size", "type", "price"]
@@ -80,6 +82,8 @@ class PnLFeedback(bt.Analyzer):
         # bar), or from the starting cash when there is none.
         previous = values.shift(1).fillna(self.strategy.broker.startingcash)
         trading = dates >= pd.Timestamp(self.p.trade_from) if self.p.trade_from else np.ones(len(dates), bool)
+        # the entries the strategy's sizer sized (a strategy without a NeuralSizer has none)
+        sizing = pd.DataFrame(getattr(self.strategy.getsizer(), "log", []), columns=list(SizingRecord._fields))
         returns = (values / previous - 1.0)[trading]
         fills = pd.DataFrame(self.fills, columns=FILL_TABLE).astype(
             {"date": "datetime64[ns]", "asset": str, "size": float, "price": float, "commission": float, "type": str})
@@ -92,4 +96,4 @@ class PnLFeedback(bt.Analyzer):
         return {"returns": returns.rename("returns"), "equity": values[trading].rename("equity"),
                 "fills": fills, "orders": orders, "weights": weights[trading],
                 "contributions": contributions(sizes, closes, fills, previous)[trading],
-                "trades": round_trips_by_asset(fills, dates, self.p.openings or {})}
+                "trades": round_trips_by_asset(fills, dates, self.p.openings or {}), "sizing": sizing}

@@ -22,6 +22,7 @@ class BacktestResult:
     trades: pd.DataFrame    # round trips closed in this run (a carried-in position included)
     weights: pd.DataFrame   # date x asset: position value / equity at each trading bar's close
     contributions: pd.DataFrame  # date x asset: each asset's part of the daily return
+    sizing: pd.DataFrame    # one row per entry a NeuralSizer sized (plugin.sizer.SizingRecord's fields)
     carry: dict             # state for the next segment's run (SegmentStrategy.carry_out)
     strategy: bt.Strategy   # the finished strategy, for diagnostics
 
@@ -48,4 +49,5 @@ def run_backtest(frames, strategy: type[bt.Strategy], params: dict | None = None
     report = strat.analyzers.pnl.get_analysis()
     carry_out = getattr(strat, "carry_out", None)
     return BacktestResult(report["returns"], report["equity"], report["fills"], report["orders"], report["trades"],
-                          report["weights"], report["contributions"], carry_out() if carry_out else {}, strat)
+                          report["weights"], report["contributions"], report["sizing"],
+                          carry_out() if carry_out else {}, strat)
