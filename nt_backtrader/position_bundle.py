@@ -15,13 +15,12 @@ and strings only, written atomically and checked by SHA-256 on load (checkpoint.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import momentum
-from .checkpoint import FORMAT_VERSION, atomic_torch_save, check_payload, digest, load_payload
+from .checkpoint import FORMAT_VERSION, PayloadFile, check_payload, cpu_state, sealed
 from .errors import CheckpointError, ConfigError
 from .features import average_true_range
 from .networks.position import PositionEnsemble, PositionNet
@@ -79,15 +78,10 @@ def net_args(net: PositionNet) -> dict:
             "embed": embedding.embedding_dim if embedding is not None else 0, "long_only": net.long_only}
 
 
-def plain(net) -> dict:
-    """A net's weights as plain CPU tensors, for a file loaded with weights_only=True."""
-    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-
-
 def ensemble_payload(ensemble: PositionEnsemble) -> dict:
     """An ensemble's nets as plain tensors, with why each was chosen (its validation Sharpe, its seed)."""
     return {"val_sharpes": [float(v) for v in ensemble.val_sharpes], "seeds": [int(s) for s in ensemble.seeds],
-            "states": [plain(net) for net in ensemble.nets]}
+            "states": [cpu_state(net) for net in ensemble.nets]}
 
 
 def ensemble_from(payload: dict, args: dict) -> PositionEnsemble:
@@ -106,8 +100,45 @@ def sizer_args(net: PositionSizingNet) -> dict:
     return {"n_inputs": first.in_features, "hidden": first.out_features, "max_multiplier": float(net.max_multiplier)}
 
 
+@dataclass(frozen=True)
+class PositionMembers:
+    """What each of MEMBERS holds on a bar, before the meta-learner weighs them (it weighs them by these
+    positions on the validation tail): the position ensemble's and the classical tsmom's and macd's."""
+
+    spec: PositionSpec
+    net: PositionEnsemble                  # the top-M position nets, averaged
+    assets: tuple[str, ...] = ()           # pool order: an asset's index is its id for a net with an embedding
+
+    @property
+    def warmup_bars(self) -> int:
+        return self.spec.warmup_bars
+
+    def asset_id(self, asset: str | None) -> int | None:
+        """The asset's index for a net with an asset embedding; None for one without."""
+        if self.net.nets[0].embedding is None:
+            return None
+        if asset not in self.assets:
+            raise ConfigError(f"this bundle's net tells assets apart and was trained on {', '.join(self.assets)}; "
+                              f"feed '{asset}' is none of them: name the feed after one, or train on it")
+        return self.assets.index(asset)
+
+    def positions(self, close, asset: str | None = None, rows: np.ndarray | None = None,
+                  inputs: np.ndarray | None = None) -> np.ndarray:
+        """(len(MEMBERS), len(rows)) each member's position in [-1, 1] ([0, 1] long-only) decided on each
+        row's close (default: every bar), from bars <= row only; NaN before a member's warm-up.
+        `inputs`: momentum.inputs(close), when the caller has them."""
+        close = np.asarray(close, dtype=float)
+        rows = np.arange(len(close)) if rows is None else np.asarray(rows, dtype=int)
+        inputs = momentum.inputs(close) if inputs is None else inputs
+        neural = positions(self.net, inputs, rows, self.spec.length, self.asset_id(asset))
+        classical = np.stack([momentum.tsmom(close, self.spec.tsmom_lookback), momentum.macd(close)])[:, rows]
+        if self.spec.long_only:  # the net's sigmoid is already in [0, 1]
+            classical = np.maximum(classical, 0.0)
+        return np.vstack([neural[None], classical])
+
+
 @dataclass
-class PositionBundle:
+class PositionBundle(PayloadFile):
     spec: PositionSpec
     net: PositionEnsemble                  # the top-M position nets, averaged
     weights: tuple[float, ...] = (1 / 3, 1 / 3, 1 / 3)  # the meta-learner's weights of MEMBERS, summing to 1
@@ -129,28 +160,14 @@ class PositionBundle:
     def warmup_bars(self) -> int:
         return self.spec.warmup_bars
 
-    def asset_id(self, asset: str | None) -> int | None:
-        """The asset's index for a net with an asset embedding; None for one without."""
-        if self.net.nets[0].embedding is None:
-            return None
-        if asset not in self.assets:
-            raise ConfigError(f"this bundle's net tells assets apart and was trained on {', '.join(self.assets)}; "
-                              f"feed '{asset}' is none of them: name the feed after one, or train on it")
-        return self.assets.index(asset)
+    @property
+    def members(self) -> PositionMembers:
+        return PositionMembers(self.spec, self.net, self.assets)
 
     def member_positions(self, close, asset: str | None = None, rows: np.ndarray | None = None,
                          inputs: np.ndarray | None = None) -> np.ndarray:
-        """(len(MEMBERS), len(rows)) each member's position in [-1, 1] ([0, 1] long-only) decided on each
-        row's close (default: every bar), from bars <= row only; NaN before a member's warm-up.
-        `inputs`: momentum.inputs(close), when the caller has them."""
-        close = np.asarray(close, dtype=float)
-        rows = np.arange(len(close)) if rows is None else np.asarray(rows, dtype=int)
-        inputs = momentum.inputs(close) if inputs is None else inputs
-        neural = positions(self.net, inputs, rows, self.spec.length, self.asset_id(asset))
-        classical = np.stack([momentum.tsmom(close, self.spec.tsmom_lookback), momentum.macd(close)])[:, rows]
-        if self.spec.long_only:  # the net's sigmoid is already in [0, 1]
-            classical = np.maximum(classical, 0.0)
-        return np.vstack([neural[None], classical])
+        """(len(MEMBERS), len(rows)) each member's position on each row (PositionMembers.positions)."""
+        return self.members.positions(close, asset, rows, inputs)
 
     def target_weights(self, open_, high, low, close, asset: str | None = None) -> np.ndarray:
         """(n,) the signed target weight decided on each bar's close, from bars <= t only; NaN before
@@ -204,17 +221,13 @@ class PositionBundle:
             "inputs": list(momentum.INPUTS), "args": net_args(self.net.nets[0]),
             "members": list(MEMBERS), "weights": [float(w) for w in self.weights],
             "book_scale": float(self.book_scale),
-            "sizer": {} if self.sizer is None else {"args": sizer_args(self.sizer), "state": plain(self.sizer)},
+            "sizer": {} if self.sizer is None else {"args": sizer_args(self.sizer), "state": cpu_state(self.sizer)},
             "risk_net": {} if self.risk_net is None else {
-                "hidden": self.risk_net.body[0].out_features, "state": plain(self.risk_net)},
+                "hidden": self.risk_net.body[0].out_features, "state": cpu_state(self.risk_net)},
             "timeframe": [str(self.timeframe[0]), int(self.timeframe[1])], "meta": dict(self.meta),
             "assets": list(self.assets), "cycle": self.cycle, "ensemble": ensemble_payload(self.net),
         }
-        payload["sha256"] = digest(payload)
-        return payload
-
-    def save(self, path: str | Path) -> Path:
-        return atomic_torch_save(self.to_payload(), path)
+        return sealed(payload)
 
     @classmethod
     def from_payload(cls, payload: dict, source: str = "position bundle") -> "PositionBundle":
@@ -240,6 +253,3 @@ class PositionBundle:
             raise CheckpointError(f"{source} does not hold a complete position bundle ({exc}); train a new one") \
                 from None
 
-    @classmethod
-    def load(cls, path: str | Path) -> "PositionBundle":
-        return cls.from_payload(load_payload(path), source=str(path))

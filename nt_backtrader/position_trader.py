@@ -20,7 +20,7 @@ Every random draw is seeded by (seed, segment, seed line), so a resumed run repe
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -31,8 +31,10 @@ from .config import Config
 from .costs import asset_costs
 from .errors import ConfigError
 from .data import traded
+from .checkpoint import cpu_state
 from .networks.position import PositionEnsemble
-from .position_bundle import MEMBERS, PositionBundle, PositionSpec, ensemble_from, ensemble_payload, net_args
+from .position_bundle import (MEMBERS, PositionBundle, PositionMembers, PositionSpec, ensemble_from, ensemble_payload,
+                              net_args)
 from .runtime import configure
 from .splits import Segment
 from .training.loop import FitResult, Hyper
@@ -43,7 +45,6 @@ from .training.position_risk import Entries, entry_rows, fit_risk, grid
 from .training.position_sizer import Window, fit_sizer
 from .training.position_trainer import AssetSeries, PositionFit, ensemble, fit_position_net, positions
 from .training.samples import open_reach
-from .training.trainer import cpu_state
 from .training.tuner import Proposal, Tuner
 
 SEED_LINES = 8  # candidate j's seed k continues line j * SEED_LINES + k (config: at most 8 of each)
@@ -92,21 +93,21 @@ def asset_series(name: str, frame: pd.DataFrame, fit_end: int, cost: float, spec
                        frame.index.to_numpy(), fit_end, len(frame), reach=open_reach(1))
 
 
-def member_returns(bundle: PositionBundle, name: str, frame: pd.DataFrame, start: int, cost: float,
+def member_returns(members: PositionMembers, name: str, frame: pd.DataFrame, start: int, cost: float,
                    candidate: PositionEnsemble | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(dates (T,), net returns (M, T)) of each member of the bundle (and of `candidate`, a last row),
+    """(dates (T,), net returns (M, T)) of each of the members (and of `candidate`, a last row),
     vol-scaled, on the rows of `frame` from `start` whose hold ends inside the frame. The first change
     of weight is measured from the bar before `start`; a bar without a position is flat."""
     # positions read a fixed number of bars back: the bars before that would change nothing, only cost time
-    lead = max(0, start - bundle.warmup_bars)
+    lead = max(0, start - members.warmup_bars)
     frame, start = frame.iloc[lead:], start - lead
     close, open_ = (frame[c].to_numpy(dtype=float) for c in ("close", "open"))
     rows = np.arange(max(start - 1, 0), len(frame))
-    held = bundle.member_positions(close, name, rows)                                        # (3, R)
+    held = members.positions(close, name, rows)                                              # (3, R)
     if candidate is not None:
-        row = positions(candidate, momentum.inputs(close), rows, bundle.spec.length, bundle.asset_id(name))
+        row = positions(candidate, momentum.inputs(close), rows, members.spec.length, members.asset_id(name))
         held = np.vstack([held, row[None]])                                                  # (4, R)
-    spec = bundle.spec
+    spec = members.spec
     weight = np.nan_to_num(held * momentum.vol_scale(close, spec.vol_target, spec.vol_span, spec.max_leverage)[rows])
     earned = momentum.held_returns(open_)[rows]
     keep = (rows >= start) & np.isfinite(earned)
@@ -158,6 +159,30 @@ def books(parts: list[tuple[np.ndarray, np.ndarray]], members: int) -> np.ndarra
     return np.stack([equal_weight(dates, tuple(r[m] for _, r in parts)) for m in range(members)])
 
 
+@dataclass(frozen=True)
+class PositionPending:
+    """What feedback() needs of the last fit: the bundle that trades the window, the tuner's state and
+    chosen proposal, the meta-learner's inputs, and the chosen candidate's nets (its realized Sharpe
+    rewards the tuner)."""
+
+    bundle: PositionBundle
+    state: torch.Tensor
+    proposal: Proposal
+    meta_inputs: dict
+    candidate: PositionEnsemble
+
+    def to_state(self) -> dict:
+        """As plain tensors and numbers (the bundle aside)."""
+        return {"state": self.state, "meta_inputs": dict(self.meta_inputs), "proposal": self.proposal.to_state(),
+                "candidate": ensemble_payload(self.candidate) | {"args": net_args(self.candidate.nets[0])}}
+
+    @classmethod
+    def from_state(cls, state: dict, bundle: PositionBundle) -> "PositionPending":
+        candidate = state["candidate"]
+        return cls(bundle, state["state"], Proposal.from_state(state["proposal"]), state["meta_inputs"],
+                   ensemble_from(candidate, candidate["args"]))
+
+
 @dataclass
 class Candidate:
     """One proposal of the tuner trained with every seed; `result.best_val` is minus the seeds' mean
@@ -192,7 +217,7 @@ class PositionTrader:
         self.warm: dict[int, dict] = {}   # seed line -> the weights its net ended the last segment with
         self.realized: list[Window] = []  # the latest SIZING_WINDOWS test windows traded: the sizing net's data
         self.entries: list[Entries] = []  # and their entries of sides: the risk net's
-        self.pending: dict | None = None  # what feedback needs of the last fit
+        self.pending: PositionPending | None = None  # what feedback needs of the last fit
         self.last_fit: dict = {}
 
     @property
@@ -241,22 +266,19 @@ class PositionTrader:
                                        config.sizing.anchor) if config.sizing.enabled else (None, {}))
         risk_net, risk_info = (fit_risk(self.entries, seed, config.risk.hidden) if spec.risk == "net"
                                else (None, {}))
-        bundle = PositionBundle(spec, net, book_scale=book_scale, sizer=sizer, risk_net=risk_net,
-                                timeframe=timeframe.of_index(calendar[:segment.train_end]), meta=meta,
-                                assets=tuple(names))
         # the members' validation records on the tails' rank half (the stop half stopped the nets), over
         # the assets traded, credited as the strategy trades them (see the module's docstring)
-        trading = traded(train, config.data)
-        val_books = books([member_returns(bundle, s.name, train[s.name], s.stop_end, s.cost)
+        members, trading = PositionMembers(spec, net, tuple(names)), traded(train, config.data)
+        val_books = books([member_returns(members, s.name, train[s.name], s.stop_end, s.cost)
                            for s in pool if s.name in trading], len(MEMBERS))
         val_sharpes = [metrics.sharpe(r) for r in val_books]
         meta_inputs = self.meta.inputs(list(MEMBERS), val_sharpes, regime)
         weights, _ = self.meta.weigh(meta_inputs)  # trust: the sizing and risk nets are kept or not by their gates
-        bundle.weights = tuple(float(w) for w in weights)
+        bundle = PositionBundle(spec, net, tuple(float(w) for w in weights), book_scale, sizer, risk_net,
+                                timeframe.of_index(calendar[:segment.train_end]), meta, tuple(names))
         chosen = candidates[best]
-        self.pending = {"bundle": bundle, "state": state, "proposal": proposals[best], "meta_inputs": meta_inputs,
-                        "candidate": PositionEnsemble([f.net for f in chosen.fits], [f.val_sharpe for f in chosen.fits],
-                                                      [f.seed for f in chosen.fits]).cpu()}
+        self.pending = PositionPending(bundle, state, proposals[best], meta_inputs, PositionEnsemble(
+            [f.net for f in chosen.fits], [f.val_sharpe for f in chosen.fits], [f.seed for f in chosen.fits]).cpu())
         hyper = proposals[best].hyper
         self.last_fit = {"lr": hyper.lr, "batch_size": hyper.batch_size, "dropout": hyper.dropout,
                          "weight_decay": hyper.weight_decay, "book_scale": bundle.book_scale,
@@ -289,36 +311,29 @@ class PositionTrader:
         """Learn from the test window just traded: `windows` are each traded asset's bars (warm-up, then
         the test window, which starts at the first date of result.returns)."""
         pending, self.pending = self.pending, None
-        bundle, costs = pending["bundle"], self.costs(list(windows))
+        bundle, costs = pending.bundle, self.costs(list(windows))
         first_test = result.returns.index[0]
-        parts = [member_returns(bundle, name, frame, int(frame.index.searchsorted(first_test)), costs[name],
-                                pending["candidate"])
+        parts = [member_returns(bundle.members, name, frame, int(frame.index.searchsorted(first_test)), costs[name],
+                                pending.candidate)
                  for name, frame in windows.items()]
         records = books(parts, len(MEMBERS) + 1)                                    # (members + candidate, T)
-        meta_info = self.meta.update(pending["meta_inputs"], list(MEMBERS), records[:len(MEMBERS)],
+        meta_info = self.meta.update(pending.meta_inputs, list(MEMBERS), records[:len(MEMBERS)],
                                      np.zeros((0, 2)), np.zeros((0, 2)))
         candidate_sharpe = metrics.sharpe(records[-1])
         window, entries = realized(bundle, windows, first_test, costs, self.config.risk.horizon)
         self.realized = (self.realized + [window])[-SIZING_WINDOWS:]
         self.entries = (self.entries + [entries])[-SIZING_WINDOWS:]
-        tuner_info = self.tuner.learn_from_outcome(pending["state"], pending["proposal"], candidate_sharpe)
+        tuner_info = self.tuner.learn_from_outcome(pending.state, pending.proposal, candidate_sharpe)
         return self.last_fit | {"member_oos_sharpes": meta_info.pop("member_sharpes"),
                                 "candidate_oos_sharpe": candidate_sharpe, **meta_info, **tuner_info}
 
     def pending_state(self) -> dict:
         """What feedback() will need of the last fit, as plain tensors and numbers (the bundle aside): a
         bundle written by `nt-backtrader train` carries it to the `update` that feeds its window back."""
-        pending = self.pending
-        proposal, candidate = pending["proposal"], pending["candidate"]
-        return {"state": pending["state"], "meta_inputs": dict(pending["meta_inputs"]),
-                "proposal": {"action": proposal.action, "hyper": asdict(proposal.hyper)},
-                "candidate": ensemble_payload(candidate) | {"args": net_args(candidate.nets[0])}}
+        return self.pending.to_state()
 
     def load_pending(self, state: dict, bundle: PositionBundle) -> None:
-        proposal, candidate = state["proposal"], state["candidate"]
-        self.pending = {"bundle": bundle, "state": state["state"], "meta_inputs": state["meta_inputs"],
-                        "proposal": Proposal(proposal["action"], Hyper(**proposal["hyper"])),
-                        "candidate": ensemble_from(candidate, candidate["args"])}
+        self.pending = PositionPending.from_state(state, bundle)
 
     def state_dict(self) -> dict:
         return {"tuner": self.tuner.state_dict(), "meta": self.meta.state_dict(), "warm": dict(self.warm),

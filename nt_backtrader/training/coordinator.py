@@ -13,7 +13,7 @@ Every random draw is seeded by (seed, segment, candidate), so a resumed run repe
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -31,7 +31,6 @@ from .brackets import bracket_reach, bracket_returns
 from .samples import OHLCV, AssetWindow, pooled_scaler
 from .meta import Meta, equal_weight
 from .trainer import NeuralTrainer, book_scale, cpu_state, network_args
-from .loop import Hyper
 from .tuner import Proposal, Tuner
 
 MIN_BRACKET_PATH = 3
@@ -68,15 +67,14 @@ class Pending:
 
     def to_state(self) -> dict:
         """As plain tensors and numbers (the bundle aside): what a bundle written by `train` carries."""
-        chosen = self.chosen
         return {"state": self.state, "meta_inputs": dict(self.meta_inputs), "members": list(self.members),
-                "chosen": None if chosen is None else {"action": chosen.action, "hyper": asdict(chosen.hyper)}}
+                "chosen": None if self.chosen is None else self.chosen.to_state()}
 
     @classmethod
     def from_state(cls, state: dict, bundle: Bundle) -> "Pending":
         chosen = state["chosen"]
-        return cls(state["state"], None if chosen is None else Proposal(chosen["action"], Hyper(**chosen["hyper"])),
-                   state["meta_inputs"], state["members"], bundle)
+        return cls(state["state"], None if chosen is None else Proposal.from_state(chosen), state["meta_inputs"],
+                   state["members"], bundle)
 
 
 def regime(pool) -> np.ndarray:

@@ -10,7 +10,7 @@ baseline). Modes for the ablations: `fixed` (the config's hyperparameters, seeds
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import numpy as np
@@ -28,6 +28,14 @@ REALIZED_BASELINE_DECAY = 0.7
 class Proposal:
     action: torch.Tensor   # (N_ACTIONS,) before squashing into bounds
     hyper: Hyper
+
+    def to_state(self) -> dict:
+        """As a plain tensor and numbers: what a bundle's pending feedback keeps of it."""
+        return {"action": self.action, "hyper": asdict(self.hyper)}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Proposal":
+        return cls(state["action"], Hyper(**state["hyper"]))
 
 
 class Tuner:
