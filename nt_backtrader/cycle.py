@@ -15,6 +15,7 @@ risk nets' realized windows) and its pending feedback (the tuner's chosen candid
 """
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 
 import pandas as pd
@@ -107,10 +108,11 @@ def fit_at_end(trader: Trader, universe: dict, calendar: pd.DatetimeIndex, index
     train = train_frames(universe, calendar[segment.train_end]) if segment.train_end < n else dict(universe)
     bundle = trader.fit(train, segment, calendar)["bundle"]
     learning = learner(trader)
-    bundle.cycle = plain({"config": to_toml(config), "segment": index, "bars": n, "assets": sorted(universe),
-                          "first_date": str(calendar[0].date()), "last_date": str(calendar[-1].date()),
-                          "trader": learning.state_dict(), "pending": learning.pending_state(), "carry": carry})
-    return bundle
+    # the fitted bundle with what the next update continues from: known only once the fit is done
+    return dataclasses.replace(bundle, cycle=plain({
+        "config": to_toml(config), "segment": index, "bars": n, "assets": sorted(universe),
+        "first_date": str(calendar[0].date()), "last_date": str(calendar[-1].date()),
+        "trader": learning.state_dict(), "pending": learning.pending_state(), "carry": carry}))
 
 
 def fit_summary(bundle: AnyBundle, info: dict) -> str:
