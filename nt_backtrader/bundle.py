@@ -50,6 +50,9 @@ class Signals:
 
 @dataclass
 class Bundle(PayloadFile):
+    """One segment's trained decision, made once from finished parts (see the module): what it thinks of
+    each bar of a feed (predict), the size of an entry (size, limit), and its file (save, load)."""
+
     spec: DecisionSpec                    # the timing rule chosen on the validation tail; the twins' settings
     ensemble: TimingEnsemble              # the timing members and their weights
     bracket_levels: BracketLevels         # the risk net and its trust
