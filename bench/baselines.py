@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from nt_backtrader.config import Config, override
+from nt_backtrader.config import CLASSICAL_STRATEGIES, Config, override
 from nt_backtrader.data import load_ohlcv
-from nt_backtrader.config import CLASSICAL_STRATEGIES
 from nt_backtrader.walkforward import walk_forward
 
 

@@ -109,7 +109,8 @@ def breakeven(cells: pd.DataFrame) -> list[str]:
             gap1 = low.at[seed, ("full", "neural")] - (low.at[seed, ("full", against)] if against else 0.0)
             gap2 = high.at[seed, ("full", "neural")] - (high.at[seed, ("full", against)] if against else 0.0)
             slope = (gap2 - gap1) / (c2 - c1)
-            where = f"at {c1 - gap1 / slope:.1f} bp per side" if slope < 0 else "never: the gap does not shrink with cost"
+            never = "never: the gap does not shrink with cost"
+            where = f"at {c1 - gap1 / slope:.1f} bp per side" if slope < 0 else never
             out.append(f"- seed {seed}: {label} {where} (gap {gap1:+.2f} at {c1:g} bp, {gap2:+.2f} at {c2:g} bp)")
     return out
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 
 import backtrader as bt
-
 from stopwatch import best_of  # bench/stopwatch.py: python puts the script's folder on the path
 
 from nt_backtrader.config import Config, override

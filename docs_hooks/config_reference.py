@@ -56,7 +56,8 @@ def table(fields: list[dataclasses.Field], notes: dict[str, tuple[str, str]], ch
         default = item.default_factory() if item.default is dataclasses.MISSING else item.default
         meaning = markdown_cell(comment)
         if prefix + item.name in choices:
-            meaning += ("<br>" if meaning else "") + "Choices: " + ", ".join(code(c) for c in choices[prefix + item.name])
+            listed = ", ".join(code(c) for c in choices[prefix + item.name])
+            meaning += ("<br>" if meaning else "") + "Choices: " + listed
         rows.append(f"| {code(item.name)} | {code(annotation)} | {code(default_text(default))} | {meaning} |")
     return "\n".join(rows)
 
@@ -67,9 +68,8 @@ def reference(config_module) -> str:
     root, choices = config_module.Config, config_module.CHOICES
     hints = typing.get_type_hints(root)
     fields = dataclasses.fields(root)
-    parts = ["### Top level", "",
-             table([f for f in fields if not dataclasses.is_dataclass(hints[f.name])], notes[root.__name__], choices, ""),
-             ""]
+    top = [f for f in fields if not dataclasses.is_dataclass(hints[f.name])]
+    parts = ["### Top level", "", table(top, notes[root.__name__], choices, ""), ""]
     for item in fields:
         cls = hints[item.name]
         if not dataclasses.is_dataclass(cls):

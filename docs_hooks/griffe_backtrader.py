@@ -27,18 +27,21 @@ def class_node(cls: griffe.Class) -> tuple[ast.ClassDef | None, dict]:
     """The class's own syntax tree and its module's comments."""
     source = cls.module.source
     for node in ast.walk(ast.parse(source)):
-        # griffe counts a decorated class from its first decorator
-        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])]) if hasattr(node, "lineno") else 0
-        if isinstance(node, ast.ClassDef) and node.name == cls.name and first <= cls.lineno <= node.end_lineno:
-            return node, source_comments(source)
+        if isinstance(node, ast.ClassDef) and node.name == cls.name:
+            # griffe counts a decorated class from its first decorator
+            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            if first <= cls.lineno <= node.end_lineno:
+                return node, source_comments(source)
     return None, {}
 
 
 def commented_fields(cls: griffe.Class) -> list[tuple[str, str, str]]:
     """(name, annotation, comment) of the annotated fields in cls's own body; none if no field has a comment."""
     node, comments = class_node(cls)
-    rows = [(item.target.id, ast.unparse(item.annotation), note(comments, item.lineno, item.end_lineno, item.col_offset))
-            for item in (node.body if node else []) if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)]
+    fields = [item for item in (node.body if node else [])
+              if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)]
+    rows = [(item.target.id, ast.unparse(item.annotation),
+             note(comments, item.lineno, item.end_lineno, item.col_offset)) for item in fields]
     return rows if any(comment for _, _, comment in rows) else []
 
 

@@ -8,8 +8,18 @@ from .bundle import Bundle
 from .config import Config, load_config
 from .data import load_ohlcv, load_universe
 from .errors import UserError
-from .plugin import (BuyHold, NeuralSignal, NeuralSizer, NeuralStrategy, PnLFeedback, RiskBrackets, SmaCross, Tsmom,
-                     run_backtest, with_risk_brackets)
+from .plugin import (
+    BuyHold,
+    NeuralSignal,
+    NeuralSizer,
+    NeuralStrategy,
+    PnLFeedback,
+    RiskBrackets,
+    SmaCross,
+    Tsmom,
+    run_backtest,
+    with_risk_brackets,
+)
 from .walkforward import WalkForwardResult, walk_forward
 
 __all__ = ["metrics", "Bundle", "Config", "load_config", "load_ohlcv", "load_universe", "UserError", "BuyHold",

@@ -423,7 +423,8 @@ def override(config, **changes):
     kwargs = {}
     for key, value in nested.items():
         current = getattr(config, key)
-        kwargs[key] = override(current, **value) if isinstance(value, dict) and dataclasses.is_dataclass(current) else value
+        is_section = isinstance(value, dict) and dataclasses.is_dataclass(current)
+        kwargs[key] = override(current, **value) if is_section else value
     return dataclasses.replace(config, **kwargs)
 
 

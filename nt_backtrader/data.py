@@ -83,7 +83,7 @@ def data_end(cfg: DataConfig) -> str | None:
         return cfg.end
     warnings.warn(f"dataset panel: the data ends at {PANEL_END}, the earliest last bar of its 28 series (GDX's; "
                   "16 more end by 2018-04), so every asset trades to the end; give --end 2021-03-31 for the years "
-                  "when a few run on")
+                  "when a few run on", stacklevel=3)  # the line that called load_universe / load_ohlcv
     return PANEL_END
 
 
@@ -357,7 +357,8 @@ def validate(raw: pd.DataFrame, source: str, first_line: int | None) -> pd.DataF
     bad = np.flatnonzero(dates.isna().to_numpy())
     if bad.size:
         i = bad[0]
-        raise DataError(f"{_where(source, first_line, i)}: {frame['date'].iloc[i]!r} is not a date; fix or remove the row")
+        raise DataError(f"{_where(source, first_line, i)}: {frame['date'].iloc[i]!r} is not a date; "
+                        "fix or remove the row")
     if getattr(dates.dt, "tz", None) is not None:
         dates = dates.dt.tz_localize(None)
     dates = dates.dt.normalize()
@@ -401,7 +402,7 @@ def validate(raw: pd.DataFrame, source: str, first_line: int | None) -> pd.DataF
     out = pd.DataFrame({c: values[c].to_numpy() for c in COLUMNS}, index=pd.DatetimeIndex(dates, name="date"))
     if not (out["volume"] > 0).any():  # FX and spot gold: no exchange volume
         warnings.warn(f"{source}: no volume ({'0 on every bar' if has_volume else 'no volume column'}); "
-                      "the volume features read 0")
+                      "the volume features read 0", stacklevel=2)  # the reader of the file: load_csv, ...
     widen_to_open_and_close(out, source)
     if numeric:
         ratio = values["adj_close"].to_numpy() / values["close"].to_numpy()
@@ -428,7 +429,8 @@ def widen_to_open_and_close(frame: pd.DataFrame, source: str) -> None:
     frame["low"] = frame[["low", "open", "close"]].min(axis=1)
     n = int(outside.sum())
     warnings.warn(f"{source}: {n} {'bar' if n == 1 else 'bars'} had the open or close outside the high-low range "
-                  f"(first {frame.index[outside][0].date()}); widened the range to include them")
+                  f"(first {frame.index[outside][0].date()}); widened the range to include them",
+                  stacklevel=3)  # through validate, the reader of the file, as validate's own warning
 
 
 def slice_dates(frame: pd.DataFrame, start: str | None, end: str | None, source: str) -> pd.DataFrame:

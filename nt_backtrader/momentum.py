@@ -41,12 +41,12 @@ REGIME_SHORT, REGIME_LONG = 21, 252
 # clipping each input at +-5 bounds the outliers the same way and stays independent of the start.
 WINSOR = 5.0
 
-TREND_INPUTS = tuple(f"ret_{h}d" for h in RETURN_HORIZONS) + tuple(f"macd_{s}_{l}" for s, l in MACD_PAIRS)
+TREND_INPUTS = tuple(f"ret_{h}d" for h in RETURN_HORIZONS) + tuple(f"macd_{short}_{long}" for short, long in MACD_PAIRS)
 REGIME_INPUTS = ("vol_ratio",)   # optional: log(21-day / 252-day realised volatility of daily returns)
 INPUTS = TREND_INPUTS + REGIME_INPUTS
 
 VOL_BARS = VOL_SPANS_KEPT * VOL_SPAN + 1  # closes ex_ante_vol needs at the default span, the current bar included
-MACD_BARS = max(MACD_TIMESCALES_KEPT * max(l for _, l in MACD_PAIRS), MACD_PRICE_WINDOW) + MACD_SIGNAL_WINDOW - 1
+MACD_BARS = max(MACD_TIMESCALES_KEPT * max(long for _, long in MACD_PAIRS), MACD_PRICE_WINDOW) + MACD_SIGNAL_WINDOW - 1
 INPUT_BARS = max(max(RETURN_HORIZONS) + 1, VOL_BARS, MACD_BARS, REGIME_LONG + 1)  # closes a row of inputs needs
 
 

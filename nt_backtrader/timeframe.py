@@ -32,5 +32,5 @@ def check(trained, given, feed: str) -> None:
     if trained != given:
         raise DataError(f"feed '{feed}' has {given[1]} x {given[0]} bars, the bundle was trained on "
                         f"{trained[1]} x {trained[0]} bars: its features, horizons and brackets count those; give "
-                        f"it {trained[1]} x {trained[0]} bars, or pass allow_timeframe=True (--allow-timeframe on the command "
-                        "line) if you know what you do")
+                        f"it {trained[1]} x {trained[0]} bars, or pass allow_timeframe=True (--allow-timeframe on the "
+                        "command line) if you know what you do")

@@ -10,8 +10,7 @@ import argparse
 
 import backtrader as bt
 
-from nt_backtrader import PnLFeedback, SmaCross, load_ohlcv
-from nt_backtrader import metrics
+from nt_backtrader import PnLFeedback, SmaCross, load_ohlcv, metrics
 
 
 def main(argv=None):

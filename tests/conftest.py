@@ -13,11 +13,11 @@ import torch
 from curl_cffi import requests as curl_requests  # yfinance's HTTP client
 
 from nt_backtrader.config import Config, override
+from nt_backtrader.data import load_ohlcv
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # two workers on two cores: a second torch thread per worker would only fight the other worker for a core
     torch.set_num_threads(1)
-from nt_backtrader.data import load_ohlcv
 
 
 @pytest.fixture(autouse=True)
@@ -131,7 +131,7 @@ def kill_after_segments(proc, checkpoint, segments: int, timeout: float = 240) -
 
 
 # The discrete mode's tiny settings: its tests were written when it was the default (allow_short and the
-# sizing net as then); the core's tests build their own configs (test_position_trader.py).
+# sizing net as then); the core's tests start from CORE_TINY (below).
 TINY = {"timing.mode": "direction", "strategy.allow_short": False, "sizing.enabled": True,
         "walkforward.train_bars": 252, "walkforward.test_bars": 126, "timing.hidden": 8, "timing.heads": 2,
         "timing.window": 16, "train.first_epochs": 3, "train.max_epochs": 1, "train.max_samples": 400,
@@ -156,6 +156,37 @@ def tiny_bundle(sp500):
     bundle, _ = coordinator.fit({"sp500": AssetWindow(arrays_of(history), 0, int(len(history) * 0.8))}, segment=0,
                                 meta={"source": "sp500", "train_start": "2004-01-02", "train_end": "2009-12-31"})
     return bundle
+
+
+# The deep-momentum core's tiny settings (timing.mode = "position"), shared by the core's tests through the
+# `config` fixture below (test_core_guarantees and test_position_commands build theirs from it).
+CORE_TINY = {"timing.mode": "position", "timing.hidden": 4, "timing.heads": 2, "timing.length": 21,
+             "tuner.population": 1, "timing.seeds": 2, "train.first_epochs": 2, "train.max_epochs": 2,
+             "train.threads": 1, "walkforward.train_bars": 900, "walkforward.test_bars": 63,
+             "strategy.allow_short": True, "sizing.max_fraction": 0.1, "train.device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def config() -> Config:
+    """The core's tiny config (CORE_TINY)."""
+    return override(Config(), **CORE_TINY)
+
+
+@pytest.fixture(scope="module")
+def universe(sp500) -> dict[str, pd.DataFrame]:
+    """Two indices from 2004, 1,100 bars each: three segments of a 900-bar first train window."""
+    return {"sp500": sp500.loc["2004":].iloc[:1100], "nasdaq": load_ohlcv(dataset="nasdaq").loc["2004":].iloc[:1100]}
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Nets this small gain nothing from a second thread, and on a shared 2-core box two threads per process
+    wait on each other (measured 10x slower): one thread for the module that asks for it
+    (pytestmark = pytest.mark.usefixtures("one_thread")), then the count the tests before had, restored."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def assert_records_equal(records: list, restored: list, count: int) -> None:

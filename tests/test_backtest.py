@@ -8,8 +8,8 @@ import pytest
 from nt_backtrader import metrics
 from nt_backtrader.config import Config, override
 from nt_backtrader.plugin import BuyHold, SmaCross, Tsmom, run_backtest
-from nt_backtrader.trades import round_trips
 from nt_backtrader.traders import make_trader
+from nt_backtrader.trades import round_trips
 from nt_backtrader.walkforward import walk_forward
 
 

@@ -7,11 +7,12 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import TINY
 from nt_backtrader.bundle import Bundle
 from nt_backtrader.cli import main
 from nt_backtrader.config import Config, override, to_toml
 from nt_backtrader.data import load_ohlcv
+
+from conftest import TINY
 
 STRATEGIES = ["neural-bundle", "buy_hold", "sma_cross", "tsmom"]
 

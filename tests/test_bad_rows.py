@@ -15,10 +15,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import yahoo_csv
 from nt_backtrader.cli import main
 from nt_backtrader.data import load_csv, load_ohlcv, load_universe
 from nt_backtrader.errors import ConfigError, DataError
+
+from conftest import yahoo_csv
 
 PANEL_SPY = Path("/work/shared/data/panel/SPY.csv")
 RANGE_WARNING = "had the open or close outside the high-low range"

@@ -15,9 +15,9 @@ STOPS, TAKES = np.array([1.0]), np.array([1.5])  # one cell: stop 1 ATR, take 1.
 def outcome(opens, highs, lows, closes, direction=1):
     # Bar 0 decides at close 100 with ATR 2: long stop at 98, take at 103 (short: 102 / 97).
     # Bar 1 is the entry bar: filled at its open 100.5; the legs act from bar 2 on.
-    o, h, l, c = (np.array([100.0, 100.5] + list(v)) for v in (opens, highs, lows, closes))
-    h[1], l[1] = 110.0, 90.0  # the entry bar touches both levels: not yet active, no exit
-    return bracket_returns(o, h, l, c, np.array([2.0] * len(o)), np.array([0]), STOPS, TAKES, len(opens),
+    o, h, low, c = (np.array([100.0, 100.5] + list(v)) for v in (opens, highs, lows, closes))
+    h[1], low[1] = 110.0, 90.0  # the entry bar touches both levels: not yet active, no exit
+    return bracket_returns(o, h, low, c, np.array([2.0] * len(o)), np.array([0]), STOPS, TAKES, len(opens),
                            direction)[0, 0]
 
 
@@ -49,11 +49,11 @@ class OneBracket(bt.Strategy):
 
 def test_outcomes_match_backtrader_fills(sp500):
     frame = sp500.loc["2008-06-01":"2009-06-30"]
-    o, h, l, c = (frame[k].to_numpy() for k in ("open", "high", "low", "close"))
-    atr = average_true_range(h, l, c)
+    o, h, low, c = (frame[k].to_numpy() for k in ("open", "high", "low", "close"))
+    atr = average_true_range(h, low, c)
     stops, takes = np.array([0.75, 1.5, 3.0]), np.array([1.0, 2.0, 4.5])
     rows = np.arange(30, 200, 17)
-    expected = bracket_returns(o, h, l, c, atr, rows, stops, takes, horizon=40)
+    expected = bracket_returns(o, h, low, c, atr, rows, stops, takes, horizon=40)
     checked = 0
     for i, row in enumerate(rows):
         for k in range(len(stops)):

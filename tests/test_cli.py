@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import edit_field, yahoo_csv
 from nt_backtrader.cli import main
 from nt_backtrader.data import load_ohlcv
 from nt_backtrader.metrics import psr, sharpe
+
+from conftest import edit_field, yahoo_csv
 
 # long or flat: a short's weight drifts with the price far more than a long's, and the turnover check
 # below reads the weights' changes as the trades
@@ -97,8 +98,9 @@ def test_commission_bps_reaches_the_backtest(tmp_path, capsys):
 
 
 def tiny_toml(path):
-    from conftest import TINY
     from nt_backtrader.config import Config, override, to_toml
+
+    from conftest import TINY
 
     path.write_text(to_toml(override(Config(), **TINY)))
     return str(path)
@@ -245,7 +247,7 @@ def test_ticker_offline_without_cache_is_one_line(tmp_path, capsys, caplog, monk
     import yfinance
 
     def offline(*args, **kwargs):  # what yfinance does without a network: noise, then an empty frame
-        warnings.warn("The inplace keyword in DataFrame.rename is deprecated", FutureWarning)
+        warnings.warn("The inplace keyword in DataFrame.rename is deprecated", FutureWarning, stacklevel=2)
         logging.getLogger("yfinance").error("1 Failed download: ['SPY']: ConnectionError")
         print("[*********************100%***********************]  1 of 1 completed")
         print("1 Failed download:", file=sys.stderr)

@@ -86,7 +86,8 @@ def test_one_name_is_a_list_of_one(tmp_path):
 def test_unknown_key_suggests_the_closest(tmp_path):
     path = tmp_path / "exp.toml"
     path.write_text("[backtest]\ncomission_bps = 2\n")
-    with pytest.raises(ConfigError, match=r"unknown config key 'backtest.comission_bps': did you mean 'commission_bps'\?"):
+    with pytest.raises(ConfigError,
+                       match=r"unknown config key 'backtest.comission_bps': did you mean 'commission_bps'\?"):
         load_config(path)
     path.write_text("[walkfoward]\ntrain_bars = 500\n")
     with pytest.raises(ConfigError, match=r"'walkfoward': did you mean 'walkforward'\?"):

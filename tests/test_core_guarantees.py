@@ -19,8 +19,6 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import assert_same_up_to, kill_after_segments, with_noise_after
-from test_position_trader import TINY, one_thread, universe  # noqa: F401 (fixtures: one thread, two indices)
 from nt_backtrader import run_state
 from nt_backtrader.cli import main
 from nt_backtrader.config import Config, override, to_toml
@@ -29,13 +27,17 @@ from nt_backtrader.plugin import run_backtest
 from nt_backtrader.position_trader import PositionTrader
 from nt_backtrader.walkforward import calendar_of, segments_for, walk_forward
 
+from conftest import CORE_TINY, assert_same_up_to, kill_after_segments, with_noise_after
+
 # Bar 1000 of the two-asset calendar: inside segment 1's test window [968, 1031) (train 900 + purge 5,
 # tests of 63), so segment 0 is decided, traded and learned from, and segment 1's nets are fitted, before T,
 # while segment 1 trades on across T and segment 2 is fitted on bars after it.
 CUT_BAR = 1000
-# test_position_trader's tiny core, rebalancing on a drift of 0.01 (a tenth of sizing.max_fraction, 0.1, times
+# conftest's tiny core, rebalancing on a drift of 0.01 (a tenth of sizing.max_fraction, 0.1, times
 # the book scale, 0.5) rather than 0.05: some 50 orders in the 195 test bars instead of 15, decisions to compare
-CORE = TINY | {"strategy.rebalance_band": 0.02}
+CORE = CORE_TINY | {"strategy.rebalance_band": 0.02}
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ import warnings
 
 import pandas as pd
 
-from conftest import yahoo_csv
-from test_position_trader import TINY
 from nt_backtrader.cli import main, one_line_warning
 from nt_backtrader.config import CLASSICAL_STRATEGIES, Config, override
 from nt_backtrader.walkforward import baseline_names
+
+from conftest import CORE_TINY, yahoo_csv
 
 CORE_BASELINES = ["buy_hold", "long_only", "tsmom_ls", "macd"]
 
@@ -39,7 +39,7 @@ def test_a_warning_on_the_command_line_is_one_line():
 def test_a_core_run_reports_its_four_baselines_on_the_same_dates(sp500, tmp_path):
     yahoo_csv(tmp_path / "spx.csv", sp500.loc["2004":].iloc[:1100])
     # one asset: the whole book, so the buffer (rebalance_band x book scale) must stay below the largest weight
-    toml = config_toml(tmp_path / "core.toml", TINY | {"sizing.max_fraction": 1.0})
+    toml = config_toml(tmp_path / "core.toml", CORE_TINY | {"sizing.max_fraction": 1.0})
     out = tmp_path / "out"
     with warnings.catch_warnings():
         assert main(["run", "--csv", str(tmp_path / "spx.csv"), "--out", str(out), "--quiet", "--config", toml]) == 0
@@ -57,7 +57,7 @@ def test_a_core_run_reports_its_four_baselines_on_the_same_dates(sp500, tmp_path
 def test_a_run_that_never_trades_still_writes_its_tear_sheet(sp500, tmp_path):
     yahoo_csv(tmp_path / "spx.csv", sp500.loc["2004":].iloc[:1100])
     # the buffer (0.1 x a book of one) equals the largest weight: no target ever moves past it
-    toml = config_toml(tmp_path / "core.toml", TINY)
+    toml = config_toml(tmp_path / "core.toml", CORE_TINY)
     out = tmp_path / "out"
     assert main(["run", "--csv", str(tmp_path / "spx.csv"), "--out", str(out), "--quiet", "--config", toml]) == 0
     assert (pd.read_csv(out / "returns.csv")["strategy"] == 0).all() and (out / "tearsheet.html").is_file()

@@ -5,9 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import edit_field, yahoo_csv
 from nt_backtrader.data import load_csv, load_ohlcv, load_ticker, require_bars
 from nt_backtrader.errors import DataError
+
+from conftest import edit_field, yahoo_csv
 
 
 def test_embedded_datasets_are_real_daily_ohlcv():

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY
 from nt_backtrader.bundle import Bundle
 from nt_backtrader.config import Config, DataConfig, override
 from nt_backtrader.data import load_universe
@@ -17,6 +16,8 @@ from nt_backtrader.traders import arrays_of
 from nt_backtrader.training.coordinator import Coordinator
 from nt_backtrader.training.samples import AssetWindow
 from nt_backtrader.walkforward import compare_baselines, walk_forward
+
+from conftest import TINY
 
 OHLCV = ("open", "high", "low", "close", "volume")
 

@@ -81,7 +81,7 @@ def test_macd_is_baz_et_al(close):
         prices = pd.Series(close)
         q = (prices.ewm(alpha=1 / short).mean() - prices.ewm(alpha=1 / long).mean()) / prices.rolling(63).std()
         return (q / q.rolling(252).std()).to_numpy()
-    reference = np.mean([momentum.macd_response(untruncated(s, l)) for s, l in momentum.MACD_PAIRS], axis=0)
+    reference = np.mean([momentum.macd_response(untruncated(s, long)) for s, long in momentum.MACD_PAIRS], axis=0)
     ours = momentum.macd(close)
     ready = slice(1500, None)
     assert np.mean(np.abs(ours[ready] - reference[ready])) < 0.05

@@ -58,8 +58,9 @@ def test_loop_learns_and_early_stopping_keeps_the_best_weights():
     def loss(model, idx):
         return ((model(x[idx]).squeeze(-1) - y[idx]) ** 2).mean()
 
-    result = fit(net, 300, loss, torch.no_grad()(lambda m: float(loss(m, np.arange(300, 400)))), Hyper(lr=0.05, batch_size=32),
-                 epochs=40, patience=3, rng=np.random.default_rng(0))
+    validation = torch.no_grad()(lambda m: float(loss(m, np.arange(300, 400))))
+    result = fit(net, 300, loss, validation, Hyper(lr=0.05, batch_size=32), epochs=40, patience=3,
+                 rng=np.random.default_rng(0))
     assert result.best_val < 0.01 * result.first_val and result.rollbacks == 0
     assert result.best_val == min(result.val_losses)
 

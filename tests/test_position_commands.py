@@ -17,10 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-from conftest import with_noise_after
 from test_cli import run_cli
-from test_position_trader import TINY, one_thread  # noqa: F401 (fixture: one thread)
+
 from nt_backtrader import position_signal
 from nt_backtrader.bundle_file import load_bundle
 from nt_backtrader.cli import main
@@ -28,19 +26,23 @@ from nt_backtrader.config import Config, from_dict, override, to_toml
 from nt_backtrader.costs import asset_costs
 from nt_backtrader.data import load_universe
 from nt_backtrader.plugin import PositionStrategy, run_backtest
-from nt_backtrader.position_signal import RecordedTargets
 from nt_backtrader.position_bundle import PositionBundle
+from nt_backtrader.position_signal import RecordedTargets
 from nt_backtrader.position_trader import PositionTrader
 from nt_backtrader.run_state import plain
 from nt_backtrader.walkforward import calendar_of, segments_for, train_frames, walk_forward
 
+from conftest import CORE_TINY, with_noise_after
+
 START, BARS = "2004-01-01", 1100  # sp500 and nasdaq share their calendar: 2004-01-02 .. 2008-05-15
 FIRST_TEST = 905                  # train_bars 900 + purge_bars 5: segment 0's test window starts here
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")
 def config() -> Config:
-    return override(Config(), **TINY | {"data.dataset": ("sp500", "nasdaq"), "data.start": START})
+    return override(Config(), **CORE_TINY | {"data.dataset": ("sp500", "nasdaq"), "data.start": START})
 
 
 @pytest.fixture(scope="module")

@@ -14,21 +14,21 @@ from nt_backtrader.errors import ConfigError, DataError
 from nt_backtrader.networks.position import PositionNet
 from nt_backtrader.training.loop import FitResult, Hyper
 from nt_backtrader.training.losses import net_sharpe_loss, position_direction_loss
-from nt_backtrader.training.position_trainer import (AssetSeries, PositionFit, ensemble, fit_ensemble,
-                                                     fit_position_net, positions, sequences,
-                                                     validation_sharpe)
+from nt_backtrader.training.position_trainer import (
+    AssetSeries,
+    PositionFit,
+    ensemble,
+    fit_ensemble,
+    fit_position_net,
+    positions,
+    sequences,
+    validation_sharpe,
+)
 
 LOOKBACKS = (5, 20)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Nets this small gain nothing from a second thread, and on a shared 2-core box two
-    threads per process wait on each other (measured 10x slower): one thread, then restored."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def synthetic(seed: int, n: int = 1000, persistent: bool = True, fit_end: int = 600, val_end: int = 800,

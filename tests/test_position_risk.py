@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_position_sizer import walk
+from test_position_strategy import recorded
+from test_position_trader import fitted, targets
 
-from conftest import assert_records_equal, with_noise_after
 from nt_backtrader.config import override
 from nt_backtrader.data import load_ohlcv
 from nt_backtrader.features import average_true_range
@@ -18,12 +20,21 @@ from nt_backtrader.networks.risk import RiskNet
 from nt_backtrader.plugin import PositionStrategy, run_backtest
 from nt_backtrader.position_bundle import PositionBundle
 from nt_backtrader.position_trader import PositionTrader, realized
-from nt_backtrader.training.position_risk import (NO_LEGS, NONE, STOP_GRID, TAKE_GRID, Entries, chosen_returns,
-                                                  entries_sharpe, entry_rows, fit_risk, grid)
+from nt_backtrader.training.position_risk import (
+    NO_LEGS,
+    NONE,
+    STOP_GRID,
+    TAKE_GRID,
+    Entries,
+    chosen_returns,
+    entries_sharpe,
+    entry_rows,
+    fit_risk,
+    grid,
+)
 from nt_backtrader.training.position_sizer import STATE_COLUMNS
-from test_position_sizer import walk
-from test_position_strategy import recorded
-from test_position_trader import config, feedback_of, fitted, targets, universe  # noqa: F401 (fixtures)
+
+from conftest import assert_records_equal, with_noise_after
 
 VOL_RATIO = STATE_COLUMNS.index("vol_ratio")
 STOPS, TAKES = grid()
@@ -31,12 +42,7 @@ TIGHT = int(np.flatnonzero((STOPS == 1.0) & (TAKES == NONE))[0])   # a stop 1 AT
 OHLC = ("open", "high", "low", "close")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 # --- the entries ----------------------------------------------------------------------------------

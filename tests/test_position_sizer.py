@@ -8,26 +8,28 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_position_trader import feedback_of, fitted, targets
 
-from conftest import assert_records_equal, with_noise_after
 from nt_backtrader import momentum
 from nt_backtrader.config import override
 from nt_backtrader.networks.sizing import PositionSizingNet
 from nt_backtrader.position_bundle import PositionBundle
 from nt_backtrader.position_trader import PositionTrader
-from nt_backtrader.training.position_sizer import (STATE_COLUMNS, Window, book_returns, fit_sizer, multipliers,
-                                                   window_sharpe)
-from test_position_trader import config, feedback_of, fitted, targets, universe  # noqa: F401 (fixtures)
+from nt_backtrader.training.position_sizer import (
+    STATE_COLUMNS,
+    Window,
+    book_returns,
+    fit_sizer,
+    multipliers,
+    window_sharpe,
+)
+
+from conftest import assert_records_equal, with_noise_after
 
 VOL_RATIO = STATE_COLUMNS.index("vol_ratio")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 # --- the book the net is trained on ----------------------------------------------------------------

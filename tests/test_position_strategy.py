@@ -11,7 +11,6 @@ import pytest
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from conftest import FUTURES, assert_same_up_to
 from nt_backtrader import momentum
 from nt_backtrader.data import load_ohlcv
 from nt_backtrader.errors import CheckpointError
@@ -20,6 +19,8 @@ from nt_backtrader.networks.position import PositionEnsemble, PositionNet
 from nt_backtrader.plugin import PositionStrategy, run_backtest
 from nt_backtrader.plugin.feeds import asset_name
 from nt_backtrader.position_bundle import PositionBundle, PositionSpec
+
+from conftest import FUTURES, assert_same_up_to
 
 MEAN_BARS = 20
 CASH_BUFFER = 0.01  # SegmentStrategy's default: targets are met net of it

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import with_noise_after
 from nt_backtrader import momentum
 from nt_backtrader.config import Config, override
 from nt_backtrader.errors import CheckpointError, ConfigError
@@ -19,31 +18,9 @@ from nt_backtrader.position_trader import PositionTrader
 from nt_backtrader.traders import NeuralTrader, make_trader
 from nt_backtrader.walkforward import calendar_of, segments_for, train_frames
 
-TINY = {"timing.mode": "position", "timing.hidden": 4, "timing.heads": 2, "timing.length": 21,
-        "tuner.population": 1, "timing.seeds": 2, "train.first_epochs": 2, "train.max_epochs": 2, "train.threads": 1,
-        "walkforward.train_bars": 900, "walkforward.test_bars": 63, "strategy.allow_short": True,
-        "sizing.max_fraction": 0.1, "train.device": "cpu"}
+from conftest import with_noise_after
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The trainers here run one thread (train.threads = 1: nets this small gain nothing from a second);
-    the count the tests before had is restored after."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def universe(sp500) -> dict[str, pd.DataFrame]:
-    """Two indices from 2004, 1,100 bars each: three segments of a 900-bar first train window."""
-    from nt_backtrader.data import load_ohlcv
-    return {"sp500": sp500.loc["2004":].iloc[:1100], "nasdaq": load_ohlcv(dataset="nasdaq").loc["2004":].iloc[:1100]}
-
-
-@pytest.fixture(scope="module")
-def config() -> Config:
-    return override(Config(), **TINY)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: the trainers here run one thread
 
 
 def fitted(universe, config, segment: int = 0, trader: PositionTrader | None = None):

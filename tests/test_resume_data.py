@@ -5,11 +5,12 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import yahoo_csv
 from nt_backtrader import run_state
 from nt_backtrader.checkpoint import atomic_torch_save, digest
 from nt_backtrader.cli import main
 from nt_backtrader.config import Config, override, to_toml
+
+from conftest import yahoo_csv
 
 # train 252 + purge 5: segment 0 tests bars [257, 383), so a checkpoint after it has used bars 0..382;
 # 549 bars give three segments (the last one 40 bars), and 10 appended bars still give three.

@@ -13,9 +13,9 @@ from nt_backtrader.config import Config, WalkForwardConfig, override
 from nt_backtrader.errors import ConfigError, DataError
 from nt_backtrader.features import average_true_range
 from nt_backtrader.traders import arrays_of
+from nt_backtrader.training import samples
 from nt_backtrader.training.brackets import bracket_returns
 from nt_backtrader.training.loop import Hyper
-from nt_backtrader.training import samples
 from nt_backtrader.training.samples import AssetWindow, prepare
 from nt_backtrader.training.trainer import NeuralTrainer, pooled_rows
 

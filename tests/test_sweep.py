@@ -8,20 +8,22 @@ import pandas as pd
 import pytest
 import torch
 
-from sweep_cases import BASE, SMALL_SWEEP, run_cli, sweep_file
 from nt_backtrader import metrics
-from nt_backtrader.errors import ConfigError
 from nt_backtrader.config import Config
+from nt_backtrader.errors import ConfigError
 from nt_backtrader.sweep import load_sweep
 from nt_backtrader.sweep.cell import finished, run_cell
 from nt_backtrader.sweep.grid import Cell
 from nt_backtrader.sweep.summary import Group, group_labels, spa_pvalues, variant_label
 from nt_backtrader.training.optuna_search import OptunaSearch
 
+from sweep_cases import BASE, SMALL_SWEEP, run_cli, sweep_file
+
 
 def test_sweep_file_mistakes_fail_before_any_work(tmp_path, capsys):
     cases = {
-        "unknown key": ("[grid]\n\"tuner.mdoe\" = [\"fixed\"]\n", "unknown config key 'tuner.mdoe': did you mean 'mode'?"),
+        "unknown key": ("[grid]\n\"tuner.mdoe\" = [\"fixed\"]\n",
+                        "unknown config key 'tuner.mdoe': did you mean 'mode'?"),
         "bad value": ("[grid]\n\"tuner.mode\" = [\"network\", \"grid\"]\n", "'tuner.mode' is 'grid'"),
         "not a list": ("[grid]\nseed = 3\n", "grid key 'seed' must be a non-empty list"),
         "unknown table": ("[grdi]\nseed = [0]\n", "unknown table [grdi]"),
@@ -43,8 +45,8 @@ def test_cells_are_the_grid_crossed_with_the_variants_each_with_a_stable_hash(tm
                                                 "variant=neural__seed=1"]
     assert len(spec.cells) == 8 and all(c.config.train.threads == 1 for c in spec.cells)
     by_name = {c.name: c for c in spec.cells}
-    assert by_name["variant=optuna__seed=1"].config.tuner.mode == "optuna"
-    assert by_name["variant=optuna__seed=1"].config.seed == 1 and by_name["variant=optuna__seed=1"].config.timing.hidden == 8
+    optuna = by_name["variant=optuna__seed=1"].config
+    assert optuna.tuner.mode == "optuna" and optuna.seed == 1 and optuna.timing.hidden == 8
     assert by_name["variant=too_short__seed=0"].config.data.start == "2011-06-01"
     # the hash is the config's: the same file gives the same hashes; another base value, others
     again = load_sweep(sweep_file(tmp_path, SMALL_SWEEP, "again.toml"), threads=1)
@@ -82,7 +84,8 @@ def test_a_small_sweep_on_local_ray(tmp_path, capsys):
     neural = group["variants"]["neural"]
     assert neural["seeds"] == [0, 1]
     assert neural["sharpe"] == list(ok.loc[ok["variant"] == "neural", "sharpe"])
-    returns = {name: pd.read_csv(out / "cells" / name / "returns.csv", index_col="date")["strategy"] for name in ok["name"]}
+    returns = {name: pd.read_csv(out / "cells" / name / "returns.csv", index_col="date")["strategy"]
+               for name in ok["name"]}
     variance = np.var([r.mean() / r.std() for r in returns.values()], ddof=1)
     assert neural["dsr"][0] == pytest.approx(metrics.dsr(returns["variant=neural__seed=0"], 8, variance), rel=1e-9)
     assert set(group["spa"]) == {"buy_hold", "sma_cross", "tsmom"} and all(0 <= p <= 1 for p in group["spa"].values())
@@ -96,7 +99,8 @@ def test_a_small_sweep_on_local_ray(tmp_path, capsys):
 
     # a cell is a plain run: the same config file gives the same bytes
     cell = out / "cells" / "variant=optuna__seed=1"
-    assert run_cli(["run", "--config", str(cell / "config.toml"), "--out", str(tmp_path / "run"), "--quiet"], capsys)[0] == 0
+    argv = ["run", "--config", str(cell / "config.toml"), "--out", str(tmp_path / "run"), "--quiet"]
+    assert run_cli(argv, capsys)[0] == 0
     for name in ("returns.csv", "trades.csv", "baselines.csv", "positions.csv"):
         assert (tmp_path / "run" / name).read_bytes() == (cell / name).read_bytes(), name
 

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import FUTURES, TINY, assert_same_up_to, yahoo_csv
 from nt_backtrader import NeuralSizer, NeuralStrategy, PnLFeedback, with_risk_brackets
 from nt_backtrader.config import Config, override
 from nt_backtrader.data import load_ohlcv
@@ -26,6 +25,8 @@ from nt_backtrader.traders import arrays_of, make_trader
 from nt_backtrader.training.samples import prepare
 from nt_backtrader.training.trainer import portfolio_scale
 from nt_backtrader.walkforward import walk_forward
+
+from conftest import FUTURES, TINY, assert_same_up_to, yahoo_csv
 
 VOL = 8  # the column of compute_features that the sizer reads as the asset's volatility
 

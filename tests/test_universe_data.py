@@ -4,11 +4,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from conftest import edit_field, yahoo_csv
 from nt_backtrader.cli import build_parser, config_from_args
 from nt_backtrader.config import DataConfig, load_config
 from nt_backtrader.data import load_ohlcv, load_universe, universe_name
 from nt_backtrader.errors import ConfigError, DataError
+
+from conftest import edit_field, yahoo_csv
 
 
 @pytest.fixture

@@ -12,5 +12,5 @@ from .signal import NeuralSignal
 from .sizer import NeuralSizer
 
 __all__ = ["PnLFeedback", "BacktestResult", "run_backtest", "SegmentStrategy", "TargetStrategy", "RiskBrackets",
-           "with_risk_brackets", "BuyHold", "SmaCross", "Tsmom", "NeuralStrategy", "PositionStrategy", "PositionTarget", "NeuralSignal", "NeuralSizer", "Decision", "DecisionJournal",
-           "LiveReplay", "live_replay"]
+           "with_risk_brackets", "BuyHold", "SmaCross", "Tsmom", "NeuralStrategy", "PositionStrategy", "PositionTarget",
+           "NeuralSignal", "NeuralSizer", "Decision", "DecisionJournal", "LiveReplay", "live_replay"]

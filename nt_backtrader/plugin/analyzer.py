@@ -12,9 +12,9 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 
+from ..trades import FILL_COLUMNS, contributions, round_trips_by_asset
 from .feeds import asset_name
 from .sizer import SizingRecord
-from ..trades import FILL_COLUMNS, contributions, round_trips_by_asset
 
 ORDER_COLUMNS = ["date", "asset", "size", "type", "price"]
 FILL_TABLE = FILL_COLUMNS + ["type"]  # the order type that filled: Market, Stop, Limit
@@ -59,8 +59,9 @@ class PnLFeedback(bt.Analyzer):
             return
         self._filled[order.ref] = (ex.size, ex.size * ex.price, ex.comm)
         new_size = ex.size - size
-        self.fills.append((bt.num2date(ex.dt).date(), asset_name(order.data), new_size, (ex.size * ex.price - cost) / new_size,
-                           ex.comm - comm, order.getordername()))
+        price = (ex.size * ex.price - cost) / new_size  # the average price of what filled since the last notice
+        self.fills.append((bt.num2date(ex.dt).date(), asset_name(order.data), new_size, price, ex.comm - comm,
+                           order.getordername()))
 
     def stop(self):
         # backtrader notifies an order on the bar after its decision: those of the last bar would be lost

@@ -13,6 +13,7 @@ from .analyzer import PnLFeedback
 from .broker import cost_broker
 from .feeds import frame_feed
 
+
 @dataclass
 class BacktestResult:
     returns: pd.Series      # daily returns of the trading bars

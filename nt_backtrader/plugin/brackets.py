@@ -58,7 +58,7 @@ class RiskBrackets(bt.Strategy):
             self._warned_alias = True
             # FutureWarning, not DeprecationWarning: Python hides the latter in a user's script
             warnings.warn("risk_bundle= is deprecated: give the risk brackets the bundle as bundle=..., "
-                          "the name NeuralSizer uses", FutureWarning)
+                          "the name NeuralSizer uses", FutureWarning, stacklevel=2)  # start(), the first to ask
         return self.p.risk_bundle
 
     def risk_bundle(self, data):
@@ -86,8 +86,10 @@ class RiskBrackets(bt.Strategy):
             if data not in warned:
                 warned.add(data)
                 name = asset_name(data)
+                # stacklevel 1: the warning is about the bundle and the feed, not about which of the strategies'
+                # calls asked; one place lets Python's default filter say it once per process, not per segment
                 warnings.warn(f"{name}: the bundle is long-only, its risk net has no levels for a short entry: "
-                              f"short entries on {name} go out without stop-loss and take-profit legs")
+                              f"short entries on {name} go out without stop-loss and take-profit legs", stacklevel=1)
             return None
         levels = self.bracket_levels(data, direction)
         return levels if levels is not None and all(math.isfinite(level) for level in levels) else None

@@ -44,7 +44,8 @@ class Decision(NamedTuple):
 
     date: object          # the bar decided on
     asset: str
-    action: str           # enter | exit | hold | flat | wait (re-entry wait after a bracket) | pending (an order of ours is out)
+    # enter | exit | hold | flat | wait (re-entry wait after a bracket) | pending (an order of ours is out)
+    action: str
     side: int             # the position after the next open: -1, 0, +1
     fraction: float       # |position value| / equity after the next open (entries: what was ordered)
     stop: float           # the stop-loss price guarding that position (NaN: none)

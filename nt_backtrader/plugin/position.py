@@ -40,6 +40,7 @@ from .brackets import RiskBrackets, side_of
 from .feeds import asset_name
 from .signal import _ohlcv, check_feed
 
+
 def position_bundle_for(bundle, asset: str, loaded: dict):
     """The position bundle of feed `asset`: `bundle` itself, the PositionBundle at its path, or the asset's
     own from a {feed name: either} mapping; `loaded` (path -> bundle) reads each file once per run."""

@@ -98,8 +98,8 @@ class NeuralSizer(bt.Sizer):
         drawdown, _, recent = account.state(gross)
         sizing = bundle.size(scaled, state_vector(drawdown, gross, recent, confidence), vol)
         fraction = bundle.limit(sizing.fraction, gross, drawdown)
-        self.log.append(SizingRecord(asset_name(data), data.datetime.date(0), 1 if isbuy else -1, fraction, sizing.network,
-                                     sizing.twin, sizing.confidence, float(vol)))
+        self.log.append(SizingRecord(asset_name(data), data.datetime.date(0), 1 if isbuy else -1, fraction,
+                                     sizing.network, sizing.twin, sizing.confidence, float(vol)))
         size = fraction * value * (1.0 - self.p.cash_buffer) / data.close[0]
         return int(size) if self.p.retint else float(size)
 
@@ -111,7 +111,8 @@ class NeuralSizer(bt.Sizer):
         name = asset_name(data)
         warnings.warn(f"NeuralSizer: {name} has {len(data)} bars, fewer than the bundle's warm-up of {warmup}: "
                       f"it needs {warmup - len(data)} more bars before its orders get a size (until then 0: "
-                      "no order); start the feed earlier to trade from its first bars")
+                      "no order); start the feed earlier to trade from its first bars",
+                      stacklevel=2)  # _getsizing, the order that got no size
 
     def gross_exposure(self, value: float) -> float:
         """Sum of |position value| over every feed, per unit of equity, counting the entries already

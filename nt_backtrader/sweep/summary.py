@@ -41,7 +41,8 @@ class Group:
 def settings_of(config) -> dict[str, str]:
     """Dotted key -> value (as JSON text) of what fixes a cell's baselines: the SETTINGS sections (data,
     dates, costs) and the classical rules' parameters (every strategy key but the name)."""
-    items = {f"{section}.{key}": value for section in SETTINGS for key, value in to_dict(getattr(config, section)).items()}
+    items = {f"{section}.{key}": value
+             for section in SETTINGS for key, value in to_dict(getattr(config, section)).items()}
     items |= {f"strategy.{key}": value for key, value in to_dict(config.strategy).items() if key != "name"}
     # what is traded, not what is learned from, fixes the baselines: an asset trained alone and on a panel compare
     for key in SOURCE_KEYS + ("data.trade",):
@@ -168,11 +169,12 @@ def markdown(result: dict, sweep: Sweep) -> str:
                   "| variant | seeds | Sharpe median [min, max] | max drawdown median | turnover / yr | trades | "
                   "deflated Sharpe median [min, max] |", "|---|---|---|---|---|---|---|"]
         for variant, v in g["variants"].items():
-            lines.append(f"| {variant} | {len(v['seeds'])} | {spread(v['sharpe'])} | {np.median(v['max_drawdown']):.1%} "
-                         f"| {np.median(v['turnover']):.1f}x | {np.median(v['n_trades']):.0f} | {spread(v['dsr'])} |")
+            lines.append(f"| {variant} | {len(v['seeds'])} | {spread(v['sharpe'])} "
+                         f"| {np.median(v['max_drawdown']):.1%} | {np.median(v['turnover']):.1f}x "
+                         f"| {np.median(v['n_trades']):.0f} | {spread(v['dsr'])} |")
         for name, b in g["baselines"].items():
-            lines.append(f"| {name} (baseline) | - | {b['sharpe']:.2f} | {b['max_drawdown']:.1%} | {b['turnover']:.1f}x "
-                         f"| {b['n_trades']} | - |")
+            lines.append(f"| {name} (baseline) | - | {b['sharpe']:.2f} | {b['max_drawdown']:.1%} "
+                         f"| {b['turnover']:.1f}x | {b['n_trades']} | - |")
         if g["spa"]:
             lines += ["", f"Hansen's SPA, H0 'no cell beats the baseline' (consistent p-value, {SPA_REPS} bootstrap "
                       "reps): " + ", ".join(f"{k} {p:.2f}" for k, p in g["spa"].items())]

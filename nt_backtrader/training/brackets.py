@@ -19,19 +19,20 @@ def bracket_reach(horizon: int) -> int:
 
 def bracket_returns(open_, high, low, close, atr, rows: np.ndarray, stops: np.ndarray, takes: np.ndarray,
                     horizon: int, direction: int = 1, cost: float = 0.0) -> np.ndarray:
-    """(len(rows), len(stops)) trade return of each (stop, take) cell, distances in ATRs; direction +1 long, -1 short."""
+    """(len(rows), len(stops)) trade return of each (stop, take) cell, distances in ATRs; direction +1 long,
+    -1 short."""
     path = rows[:, None] + 2 + np.arange(horizon)[None, :]          # (N, H) bar indices after the entry bar
-    o, h, l = open_[path], high[path], low[path]                    # (N, H)
+    o, h, lo = open_[path], high[path], low[path]                   # (N, H): the path's opens, highs, lows
     ref = close[rows][:, None] * np.ones((1, len(stops)))           # (N, K)
     atr_r = atr[rows][:, None]
     stop_level = ref - direction * stops[None, :] * atr_r           # (N, K)
     take_level = ref + direction * takes[None, :] * atr_r
     if direction > 0:
-        stop_hit = l[:, None, :] <= stop_level[:, :, None]          # (N, K, H)
+        stop_hit = lo[:, None, :] <= stop_level[:, :, None]         # (N, K, H)
         take_hit = h[:, None, :] >= take_level[:, :, None]
     else:
         stop_hit = h[:, None, :] >= stop_level[:, :, None]
-        take_hit = l[:, None, :] <= take_level[:, :, None]
+        take_hit = lo[:, None, :] <= take_level[:, :, None]
     first_stop = np.where(stop_hit.any(-1), stop_hit.argmax(-1), horizon)   # (N, K)
     first_take = np.where(take_hit.any(-1), take_hit.argmax(-1), horizon)
     n_idx = np.arange(len(rows))[:, None]

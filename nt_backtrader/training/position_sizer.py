@@ -74,7 +74,8 @@ def book_returns(multiplier: torch.Tensor, w: Window) -> torch.Tensor:
     weight = multiplier * torch.as_tensor(w.weight, dtype=torch.float32)
     change = torch.abs(weight - torch.cat([weight[:1], weight[:-1]]))
     change = torch.where(torch.as_tensor(w.first), torch.zeros_like(change), change)
-    net = weight * torch.as_tensor(w.earned, dtype=torch.float32) - torch.as_tensor(w.cost, dtype=torch.float32) * change
+    earned, cost = (torch.as_tensor(values, dtype=torch.float32) for values in (w.earned, w.cost))
+    net = weight * earned - cost * change
     days, index = np.unique(w.day, return_inverse=True)
     return torch.zeros(len(days)).index_add(0, torch.as_tensor(index), net)
 

@@ -215,10 +215,10 @@ def fit_position_net(pool: list[AssetSeries], hyper: Hyper, seed: int, *, length
                      device: str = "cpu") -> PositionFit:
     """One position net pooled over every asset's fit part, early-stopped on the validation
     portfolio's net Sharpe over the tails' stop part through the shared loop, scored on their
-    rank part. `hyper.batch_size` and `epoch_samples` count
-    sequences. `loss` "direction" trains the cross-entropy twin instead of the net Sharpe (the
-    ablation's; early stopping and ranking stay on the net Sharpe). Everything random (initial weights, dropout, batch order) follows `seed`; on CPU
-    two fits with the same arguments give the same weights."""
+    rank part. `hyper.batch_size` and `epoch_samples` count sequences. `loss` "direction" trains the
+    cross-entropy twin instead of the net Sharpe (the ablation's; early stopping and ranking stay on the
+    net Sharpe). Everything random (initial weights, dropout, batch order) follows `seed`; on CPU two
+    fits with the same arguments give the same weights."""
     for part in ("stop", "rank"):
         if not any(len(series.usable(*series.part(part))) for series in pool):
             raise DataError(f"no asset of the pool ({', '.join(s.name for s in pool)}) has a usable bar in the "

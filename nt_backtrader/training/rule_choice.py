@@ -43,7 +43,7 @@ def replay(p_long, p_short, arrays: dict, atr, stops, takes, spec: DecisionSpec,
     `stops`, `takes`: (n, 2) bracket distances in ATRs for a long (column 0) and a short entry, at
     width 1 (spec.bracket_width scales them).
     """
-    o, h, l, c = (np.asarray(arrays[k], dtype=float) for k in ("open", "high", "low", "close"))
+    o, h, low, c = (np.asarray(arrays[k], dtype=float) for k in ("open", "high", "low", "close"))
     n = len(c)
     out, holding = np.zeros(n), np.zeros(n, dtype=int)
     wanted = age = held = blocked = blocked_bars = 0
@@ -59,8 +59,8 @@ def replay(p_long, p_short, arrays: dict, atr, stops, takes, spec: DecisionSpec,
             held, exiting, levels = 0, False, None
         elif held:
             stop, take = levels
-            hit_stop = l[t] <= stop if held > 0 else h[t] >= stop
-            hit_take = h[t] >= take if held > 0 else l[t] <= take
+            hit_stop = low[t] <= stop if held > 0 else h[t] >= stop
+            hit_take = h[t] >= take if held > 0 else low[t] <= take
             if hit_stop or hit_take:       # the stop is checked first; a gap through a level fills at the open
                 level = stop if hit_stop else take
                 fill = min if (held > 0) == hit_stop else max  # the worse price for a stop, the better for a take
