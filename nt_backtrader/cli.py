@@ -169,9 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
                             help="the bundle's decision for the next session, from the last bar",
                             description="Per traded asset: the target side and fraction of equity, the stop "
                                         "and take-profit prices, the confidence, each ensemble member's vote and the "
-                                        "bar it rests on. It is NeuralStrategy's decision on the last bar of a backtest "
-                                        "of the bundle over the last --history bars. A position bundle (timing.mode "
-                                        "position) gives PositionStrategy's target weight, the weight held, whether "
+                                        "bar it rests on. It is NeuralStrategy's decision on the last bar of a "
+                                        "backtest of the bundle over the last --history bars. A position bundle "
+                                        "(timing.mode position) gives PositionStrategy's target weight, the weight "
+                                        "held, whether "
                                         "the next open trades, and each member's position. Without data options, the "
                                         "data the bundle was trained on (its source, up to the latest bar).")
     signal.add_argument("--history", type=int, default=None, metavar="BARS", help="bars replayed before the "

@@ -23,10 +23,10 @@ import pandas as pd
 from .bundle import Bundle
 from .config import Config, from_dict, override, to_toml
 from .errors import CheckpointError, ConfigError, DataError
-from .run_state import plain
-from .splits import MIN_LAST_WINDOW, segment_at
 from .position_bundle import PositionBundle
 from .position_trader import PositionTrader
+from .run_state import plain
+from .splits import MIN_LAST_WINDOW, segment_at
 from .traders import NeuralTrader
 from .walkforward import calendar_of, trade_window, train_frames
 

@@ -18,7 +18,7 @@ TREND_PAIRS = ((8, 24), (16, 48), (32, 96))
 VOL_LONG, VOL_SHORT, ATR_WINDOW, VOLUME_WINDOW, HIGH_WINDOW = 63, 21, 14, 63, 126
 FEATURE_NAMES = (
     [f"ret_{h}d" for h in RETURN_HORIZONS]
-    + [f"trend_{s}_{l}" for s, l in TREND_PAIRS]
+    + [f"trend_{fast}_{slow}" for fast, slow in TREND_PAIRS]
     + ["vol_21d", "vol_ratio", "atr_pct", "volume_z", "close_location", "gap", "from_high"]
 )
 N_FEATURES = len(FEATURE_NAMES)

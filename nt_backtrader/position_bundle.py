@@ -9,8 +9,9 @@ A feed's target weight (position value / equity), decided on each bar's close fr
     x book_scale (1 / the number of traded assets: the tsmom portfolio, averaged over the assets)
 
 clipped to +-max_weight (at 0 from below when long-only). Its brackets (stop and take-profit
-distances in ATRs) are the fixed ones of the spec, the risk net's (training/position_risk.py), or none. The file holds plain tensors, numbers
-and strings only, written atomically and checked by SHA-256 on load (checkpoint.py).
+distances in ATRs) are the fixed ones of the spec, the risk net's (training/position_risk.py), or none.
+The file holds plain tensors, numbers and strings only, written atomically and checked by SHA-256 on
+load (checkpoint.py).
 """
 from __future__ import annotations
 

@@ -27,20 +27,27 @@ import pandas as pd
 import torch
 
 from . import metrics, momentum, timeframe
+from .checkpoint import cpu_state
 from .config import Config
 from .costs import asset_costs
-from .errors import ConfigError
 from .data import traded
-from .checkpoint import cpu_state
+from .errors import ConfigError
+from .features import average_true_range
 from .networks.position import PositionEnsemble
-from .position_bundle import (MEMBERS, PositionBundle, PositionMembers, PositionSpec, ensemble_from, ensemble_payload,
-                              net_args)
+from .position_bundle import (
+    MEMBERS,
+    PositionBundle,
+    PositionMembers,
+    PositionSpec,
+    ensemble_from,
+    ensemble_payload,
+    net_args,
+)
 from .runtime import configure
 from .splits import Segment
+from .training.brackets import bracket_reach, bracket_returns
 from .training.loop import FitResult, Hyper
 from .training.meta import Meta, equal_weight
-from .features import average_true_range
-from .training.brackets import bracket_reach, bracket_returns
 from .training.position_risk import Entries, entry_rows, fit_risk, grid
 from .training.position_sizer import Window, fit_sizer
 from .training.position_trainer import AssetSeries, PositionFit, ensemble, fit_position_net, positions
@@ -71,10 +78,11 @@ def check_train_bars(config: Config) -> None:
     fit_bars = wf.train_bars - wf.validation_bars(wf.train_bars)
     need = momentum.INPUT_BARS + config.timing.length
     if fit_bars < need:
-        raise ConfigError(f"walkforward.train_bars ({wf.train_bars}) leaves {fit_bars} bars before the validation tail; "
-                          f"timing.mode 'position' needs {need} there ({momentum.INPUT_BARS} bars of input history and "
-                          f"a sequence of timing.length {config.timing.length}): raise walkforward.train_bars to "
-                          f"{math.ceil(need / (1 - wf.val_fraction)) + 1} or more, or lower timing.length")
+        raise ConfigError(f"walkforward.train_bars ({wf.train_bars}) leaves {fit_bars} bars before the validation "
+                          f"tail; timing.mode 'position' needs {need} there ({momentum.INPUT_BARS} bars of input "
+                          f"history and a sequence of timing.length {config.timing.length}): raise "
+                          f"walkforward.train_bars to {math.ceil(need / (1 - wf.val_fraction)) + 1} or more, or lower "
+                          "timing.length")
 
 
 def core_book_scale(train: dict[str, pd.DataFrame], config: Config) -> float:

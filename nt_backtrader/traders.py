@@ -29,6 +29,7 @@ from .training.coordinator import AssetFeedback, Coordinator, Feedback
 from .training.samples import OHLCV, AssetWindow
 from .training.trainer import MIN_SAMPLES, book_scale, decision_spec
 
+
 @dataclass
 class ClassicalTrader:
     name: str

@@ -20,8 +20,8 @@ from .errors import CheckpointError, DataError
 from .plugin import run_backtest
 from .plugin.analyzer import FILL_TABLE, ORDER_COLUMNS
 from .splits import Segment, bars_needed, split
-from .trades import round_trips_by_asset
 from .traders import make_trader
+from .trades import round_trips_by_asset
 
 
 @dataclass
@@ -180,8 +180,10 @@ def stitch(parts: list[pd.Series]) -> pd.Series:
 
 
 def empty_table(columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="datetime64[ns]" if c == "date" else (str if c in ("type", "asset") else float))
-                         for c in columns})
+    def dtype(column: str):
+        return "datetime64[ns]" if column == "date" else (str if column in ("type", "asset") else float)
+
+    return pd.DataFrame({c: pd.Series(dtype=dtype(c)) for c in columns})
 
 
 def concat(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:

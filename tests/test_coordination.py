@@ -10,13 +10,14 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import TINY, kill_after_segments
 from nt_backtrader.cli import main
 from nt_backtrader.config import Config, MetaConfig, TrainConfig, TunerConfig, override, to_toml
 from nt_backtrader.networks.tuner import N_TUNER_INPUTS
 from nt_backtrader.training.meta import Meta
 from nt_backtrader.training.tuner import Tuner
 from nt_backtrader.walkforward import walk_forward
+
+from conftest import TINY, kill_after_segments
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from conftest import with_noise_after
 from nt_backtrader.features import FEATURE_NAMES, LOOKBACK, Scaler, compute_features, windows
+
+from conftest import with_noise_after
 
 
 def arrays(frame):

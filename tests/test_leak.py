@@ -4,9 +4,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from conftest import FUTURES, assert_same_up_to
 from nt_backtrader.config import Config, override
 from nt_backtrader.walkforward import walk_forward
+
+from conftest import FUTURES, assert_same_up_to
 
 # Inside test windows, and on the last bar of one (the next segment is then all changed future).
 CUTS = ["2004-09-14", "2008-09-12", "2010-06-15", "2013-01-14", "2016-06-23"]

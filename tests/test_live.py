@@ -10,20 +10,21 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import TINY, yahoo_csv
 from test_cli import run_cli, tiny_toml
 
 from nt_backtrader.bundle import Bundle
 from nt_backtrader.config import Config, override
 from nt_backtrader.cycle import first_bundle, next_bundle
+from nt_backtrader.data import load_ohlcv, load_universe
 from nt_backtrader.errors import DataError
 from nt_backtrader.next_decision import next_decisions
-from nt_backtrader.data import load_ohlcv, load_universe
 from nt_backtrader.plugin import DecisionJournal, NeuralSizer, NeuralStrategy, PnLFeedback, live_replay, run_backtest
 from nt_backtrader.plugin.feeds import FrameFeed, configure_broker
 from nt_backtrader.splits import split
 from nt_backtrader.traders import NeuralTrader
 from nt_backtrader.walkforward import walk_forward
+
+from conftest import TINY, yahoo_csv
 
 DECIDED = ["date", "asset", "action", "side", "fraction", "stop", "take", "wanted", "age", "blocked", "p_long"]
 RULE_STATE = ["date", "asset", "wanted", "age", "blocked", "blocked_bars", "p_long", "p_short"]
@@ -103,7 +104,8 @@ def test_live_feeds_whose_bars_arrive_apart_are_each_decided_once_a_bar(sp500, t
     backtest = run_backtest(frames, NeuralStrategy, {"bundle": tiny_bundle}, trade_from=live_from, runonce=False)
     mine = live.decision_table().sort_values(["date", "asset"]).reset_index(drop=True)
     theirs = backtest.strategy.decision_table().sort_values(["date", "asset"]).reset_index(drop=True)
-    assert not mine.duplicated(["date", "asset"]).any() and len(mine) == 2 * len(frames["sp500"].loc[pd.Timestamp(live_from):])
+    assert not mine.duplicated(["date", "asset"]).any()
+    assert len(mine) == 2 * len(frames["sp500"].loc[pd.Timestamp(live_from):])
     columns = RULE_STATE + ["action", "side"]
     pd.testing.assert_frame_equal(mine[columns], theirs[columns], check_exact=True)
     assert (mine["action"] == "enter").sum() >= 2
@@ -252,7 +254,8 @@ def test_a_bundle_refuses_bars_of_another_timeframe(tmp_path, sp500, tiny_bundle
     allowed = run_backtest({"sp500": weekly(frame)}, NeuralStrategy, {"bundle": tiny_bundle, "allow_timeframe": True})
     assert len(allowed.returns) > 100
     path = tmp_path / "weekly.csv"
-    weekly(frame).rename_axis("Date").rename(columns=str.title).assign(**{"Adj Close": lambda f: f["Close"]}).to_csv(path)
+    yahoo = weekly(frame).rename_axis("Date").rename(columns=str.title)
+    yahoo.assign(**{"Adj Close": lambda f: f["Close"]}).to_csv(path)
     tiny_bundle.save(tmp_path / "model.pt")
     code, _, stderr = run_cli(["signal", "--bundle", str(tmp_path / "model.pt"), "--csv", str(path)], capsys)
     assert code == 2 and "1 x Weeks" in stderr and "--allow-timeframe" in stderr and "Traceback" not in stderr

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import FUTURES, assert_same_up_to, yahoo_csv
 from nt_backtrader import NeuralSizer, NeuralStrategy, with_risk_brackets
 from nt_backtrader.config import override
 from nt_backtrader.plugin import run_backtest
@@ -19,6 +18,8 @@ from nt_backtrader.plugin.sizer import SizingRecord
 from nt_backtrader.splits import split
 from nt_backtrader.traders import make_trader
 from nt_backtrader.walkforward import walk_forward
+
+from conftest import FUTURES, assert_same_up_to, yahoo_csv
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "strategies"
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import backtrader as bt
 
 from ..bundle import bundle_for
-from ..errors import ConfigError
 from ..decisions import AccountRecord, aged, levels_from, next_position, waited
+from ..errors import ConfigError
 from .base import SegmentStrategy
 from .brackets import RiskBrackets
 from .feeds import asset_name
@@ -126,10 +126,11 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
         name = asset_name(data)
         if len(data) < self.bundles[data].warmup_bars:
             warnings.warn(f"{name} went live after {len(data)} bars, fewer than the bundle's warm-up of "
-                          f"{self.bundles[data].warmup_bars}: it decides flat until then; backfill more history")
+                          f"{self.bundles[data].warmup_bars}: it decides flat until then; backfill more history",
+                          stacklevel=2)
         if state.skipped:
             warnings.warn(f"{name}: {state.skipped} bars after the journal's last decision "
-                          f"({self.journaled[name]}) came as history and were not decided")
+                          f"({self.journaled[name]}) came as history and were not decided", stacklevel=2)
 
     def decide(self, data, value: float, today) -> None:
         state, signal = self.feeds[data], self.signals[data]
@@ -251,7 +252,8 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
             for data, state in self.feeds.items():
                 held = self.carried(data)
                 if held:
-                    state.wanted, state.blocked, state.blocked_bars = held["wanted"], held["blocked"], held["blocked_bars"]
+                    state.wanted, state.blocked = held["wanted"], held["blocked"]
+                    state.blocked_bars = held["blocked_bars"]
                     state.age = held["age"]
 
     def restart_from_journal(self) -> None:
@@ -277,7 +279,7 @@ class NeuralStrategy(RiskBrackets, SegmentStrategy):
                  if asset_name(data) in states and states[asset_name(data)]["bundle"] != digest}
         for journaled, mine in sorted(pairs):
             warnings.warn(f"{self.journal.path}: its decisions were made by bundle {journaled[:12]}, this run's is "
-                          f"{mine[:12]}; the rule goes on from their state with this run's bundle")
+                          f"{mine[:12]}; the rule goes on from their state with this run's bundle", stacklevel=2)
 
     def restore_simulated_account(self) -> None:
         """The dry run's account as the journal left it, as a real broker would have kept it: the cash, each

@@ -28,8 +28,8 @@ from ..networks.timing import SeedAverage
 from ..timeframe import DAILY
 from ..timing_ensemble import TimingEnsemble, TimingMembers
 from .brackets import bracket_reach, bracket_returns
-from .samples import OHLCV, AssetWindow, pooled_scaler
 from .meta import Meta, equal_weight
+from .samples import OHLCV, AssetWindow, pooled_scaler
 from .trainer import NeuralTrainer, book_scale, cpu_state, network_args
 from .tuner import Proposal, Tuner
 

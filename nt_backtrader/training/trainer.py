@@ -19,22 +19,30 @@ import torch
 from .. import metrics
 from ..bracket_levels import N_RISK_INPUTS, BracketLevels, risk_inputs
 from ..checkpoint import cpu_state
-from ..entry_sizing import N_SIZING_INPUTS
-from ..timing_ensemble import TimingEnsemble, TimingMembers
-from ..decisions import AccountRecord, DecisionSpec, decide_positions, state_vector, unit_rule_returns
 from ..config import Config
+from ..decisions import AccountRecord, DecisionSpec, decide_positions, state_vector, unit_rule_returns
+from ..entry_sizing import N_SIZING_INPUTS
 from ..errors import DataError
 from ..features import N_FEATURES, VOL_21D, average_true_range, windows
-from ..signals import primary_side
 from ..networks import PositionSizingNet, RiskNet, TimingNet
+from ..signals import primary_side
+from ..timing_ensemble import TimingEnsemble, TimingMembers
 from . import losses
 from .brackets import bracket_returns
 from .limits import choose_limits
-from .rule_choice import choose_rule, rule_options
 from .loop import FitResult, Hyper, fit
 from .meta import equal_weight
-from .samples import (MIN_SAMPLES, MIN_VALIDATION_SAMPLES, AssetWindow, SegmentSamples, forward_return,
-                      label_reach, next_open_return, prepare)
+from .rule_choice import choose_rule, rule_options
+from .samples import (
+    MIN_SAMPLES,
+    MIN_VALIDATION_SAMPLES,
+    AssetWindow,
+    SegmentSamples,
+    forward_return,
+    label_reach,
+    next_open_return,
+    prepare,
+)
 
 SHARPE_WEIGHT = 0.1     # the Sharpe loss (about -2..2 per batch) beside cross-entropy (about 0.69)
 THREE_CLASS_BAND = 0.5  # with shorts: |forward return| under this many sigmas is 'flat'
@@ -307,7 +315,8 @@ class NeuralTrainer:
             # the rule was in the market too rarely to learn a size from: the sizer keeps its last weights
             warnings.warn(f"the sizing net is not trained this segment: the timing rule holds a position on "
                           f"{count(fit_rows)} train and {count(val_rows)} validation rows (it needs {MIN_SAMPLES} "
-                          f"and {MIN_VALIDATION_SAMPLES}); the meta-learner's trust weighs it against its twin")
+                          f"and {MIN_VALIDATION_SAMPLES}); the meta-learner's trust weighs it against its twin",
+                          stacklevel=2)
             return net.cpu().eval(), {"sizing_epochs": 0, "sizing_samples": count(fit_rows),
                                       "sizing_rollbacks": 0}
         x_fit, v_fit, r_fit = self.sizing_inputs(pool, outputs, fit_rows)
@@ -323,7 +332,8 @@ class NeuralTrainer:
         with torch.no_grad():
             fraction, _, multiplier = net(x_val, v_val)
         return net.cpu().eval(), {"sizing_epochs": result.epochs, "sizing_samples": count(fit_rows),
-                                  "sizing_val_multiplier": float(multiplier.mean()), "sizing_rollbacks": result.rollbacks}
+                                  "sizing_val_multiplier": float(multiplier.mean()),
+                                  "sizing_rollbacks": result.rollbacks}
 
     # --- risk -------------------------------------------------------------------------------
     def risk_samples(self, pool: list[SegmentSamples], outputs: list[dict], rows: list[np.ndarray], risk: RiskNet):
