@@ -172,9 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
                                         "bar it rests on. It is NeuralStrategy's decision on the last bar of a "
                                         "backtest of the bundle over the last --history bars. A position bundle "
                                         "(timing.mode position) gives PositionStrategy's target weight, the weight "
-                                        "held, whether "
-                                        "the next open trades, and each member's position. Without data options, the "
-                                        "data the bundle was trained on (its source, up to the latest bar).")
+                                        "held, whether the next open trades, and each member's position. Without "
+                                        "data options, the data the bundle was trained on (its source, up to the "
+                                        "latest bar).")
     signal.add_argument("--history", type=int, default=None, metavar="BARS", help="bars replayed before the "
                         "last one to set the rule's state and the account (default 504; 0: all)")
     signal.add_argument("--json", action="store_true", help="print JSON for programs instead of a table")

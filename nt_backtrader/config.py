@@ -231,7 +231,7 @@ class MetaConfig(Typed):
 
 @dataclass(frozen=True)
 class Config(Typed):
-    seed: int = 0
+    seed: int = 0                        # every random draw (initial weights, dropout, batches, the tuner) follows it
     data: DataConfig = field(default_factory=DataConfig)
     walkforward: WalkForwardConfig = field(default_factory=WalkForwardConfig)
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
