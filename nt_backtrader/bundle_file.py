@@ -21,9 +21,9 @@ def load_bundle(path: str | Path) -> bundle.Bundle | position_bundle.PositionBun
     payload = load_payload(path)
     reader = READERS.get(payload.get("kind"))
     if reader is None:
-        what = f"a {payload['kind']}" if isinstance(payload.get("kind"), str) else "no nt_backtrader bundle"
-        raise CheckpointError(f"{path} is {what}, not a bundle: give a file written by `nt-backtrader train` "
-                              "or `update`")
+        what = f"a {payload['kind']}, not a bundle" if isinstance(payload.get("kind"), str) else \
+            "not an nt_backtrader bundle"
+        raise CheckpointError(f"{path} is {what}: give a file written by `nt-backtrader train` or `update`")
     return reader.from_payload(payload, source=str(path))
 
 

@@ -45,6 +45,12 @@ def bundle_payload(bundle) -> dict:
 def bundle_parts(payload: dict, source: str) -> dict:
     """The keyword arguments of the Bundle a checked payload holds; a foreign, damaged, older or
     incomplete payload is one CheckpointError that says to retrain."""
+    from .position_bundle import KIND as POSITION_KIND
+
+    if payload.get("kind") == POSITION_KIND:  # the default config's bundle, given to a discrete-mode piece
+        raise CheckpointError(f"{source} is a bundle of the deep-momentum core (timing.mode position), which "
+                              "PositionStrategy trades; NeuralStrategy, NeuralSizer and the risk brackets take a "
+                              "discrete one: train it with --config strategies/discrete.toml")
     check_payload(payload, source, KIND)
     if payload.get("features") != FEATURE_SPEC:
         raise CheckpointError(f"{source} was trained on other features than this nt_backtrader computes; {RETRAIN}")

@@ -426,15 +426,16 @@ def warmed_up(universe: dict, first, warmup: int) -> dict:
 
 def bundle_trading(bundle, config: Config, allow_timeframe: bool) -> tuple[type, dict, Config, tuple[str, ...]]:
     """(the strategy that trades `bundle`, its params, the config its baselines and report read, the baselines'
-    names): a Bundle in NeuralStrategy next to the classical three; a PositionBundle in PositionStrategy next to
-    the baselines the core's `run` reports (walkforward.baseline_names), trading its book: its vol target, span,
-    leverage cap, tsmom lookback, side and rebalance band."""
+    names): a Bundle in NeuralStrategy next to the classical three, long-only where it is; a PositionBundle in
+    PositionStrategy next to the baselines the core's `run` reports (walkforward.baseline_names), trading its
+    book: its vol target, span, leverage cap, tsmom lookback, side and rebalance band."""
     from .bundle_file import is_position
     from .plugin import NeuralStrategy, PositionStrategy
     from .walkforward import baseline_names
 
     params = {"bundle": bundle, "cash_buffer": config.backtest.cash_buffer, "allow_timeframe": allow_timeframe}
-    if not is_position(bundle):
+    if not is_position(bundle):  # the classical baselines take the side the bundle may take
+        config = override(config, **{"strategy.allow_short": bundle.spec.allow_short})
         return NeuralStrategy, params, config, CLASSICAL_STRATEGIES
     spec = bundle.spec
     config = override(config, **{"timing.mode": "position", "strategy.allow_short": not spec.long_only,

@@ -353,8 +353,8 @@ def coerce(value, typ, key: str):
     origin, args = typing.get_origin(typ), typing.get_args(typ)
     if origin in (typing.Union, types.UnionType):  # `str | None`: None, or the other type
         return None if value is None else coerce(value, next(a for a in args if a is not type(None)), key)
-    if origin is tuple:
-        items = list(value) if isinstance(value, (list, tuple)) else [value]
+    if origin is tuple:  # None: none (`csv=None`), as an empty list
+        items = [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
         kind = {str: "strings", float: "numbers", int: "whole numbers"}[args[0]]
         if not items and args[0] is not str:
             raise ConfigError(f"config key '{key}' must list one or more {kind}")

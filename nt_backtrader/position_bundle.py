@@ -250,7 +250,7 @@ class PositionBundle(PayloadFile):
                        tuple(payload["weights"]), float(payload["book_scale"]), sizer,
                        risk_net, (str(payload["timeframe"][0]), int(payload["timeframe"][1])),
                        dict(payload["meta"]), tuple(payload["assets"]), payload.get("cycle", {}))
-        except (KeyError, TypeError, IndexError, RuntimeError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
             raise CheckpointError(f"{source} does not hold a complete position bundle ({exc}); train a new one") \
                 from None
 

@@ -1,6 +1,6 @@
 """The full neural strategy from a saved bundle, in a plain backtrader script.
 
-    nt-backtrader train --end 2010-12-31 --out model.pt
+    nt-backtrader train --end 2010-12-31 --out model.pt   # the core; --config strategies/discrete.toml: discrete
     python strategies/neural_from_bundle.py --bundle model.pt --csv SPY.csv
     python strategies/neural_from_bundle.py --bundle model.pt --csv SPY.csv --csv TLT.csv --csv GLD.csv
 

@@ -1,6 +1,6 @@
 """NeuralStrategy on a live feed, every decision, order and fill appended to a journal.
 
-    nt-backtrader train --out model.pt
+    nt-backtrader train --config strategies/discrete.toml --out model.pt
     python strategies/neural_live.py --bundle model.pt --replay SPY.csv --live-from 2018-06-01  # a dry run
     python strategies/neural_live.py --bundle model.pt --ib SPY-STK-SMART-USD --port 7497      # untested here
 

@@ -1,6 +1,6 @@
 """An ordinary SMA-crossover backtrader script, given the neural sizer and risk brackets.
 
-    nt-backtrader train --end 2010-12-31 --out model.pt
+    nt-backtrader train --config strategies/discrete.toml --end 2010-12-31 --out model.pt
     python strategies/sma_with_neural_sizer.py --bundle model.pt --csv SPY.csv
 
 The strategy class below is plain backtrader and stays unmodified; three lines marked

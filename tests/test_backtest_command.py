@@ -100,3 +100,13 @@ def test_an_asset_whose_data_starts_later_says_when_it_starts_trading(bundle, tm
     notes = [line for line in stderr.splitlines() if "note:" in line]
     assert notes == [f"nt-backtrader: note: nasdaq starts trading on {nasdaq.index[warmup].date()}, not on "
                      f"2006-02-01: the bundle's warm-up needs {warmup} bars and nasdaq has {before} before it"]
+
+
+def test_a_long_only_bundles_baselines_are_long_only_whatever_the_default(tiny_bundle):
+    """The default config may go short (the core's long/short): a discrete bundle trained long-only is still
+    compared with sma_cross and tsmom long or flat, as it was trained."""
+    from nt_backtrader.cli import bundle_trading
+
+    assert Config().strategy.allow_short and not tiny_bundle.spec.allow_short
+    _, _, config, names = bundle_trading(tiny_bundle, Config(), allow_timeframe=False)
+    assert config.strategy.allow_short is False and "tsmom" in names

@@ -54,7 +54,7 @@ def test_missing_damaged_tampered_and_foreign_files_are_one_checkpoint_error(tmp
     with pytest.raises(CheckpointError, match=r"is a nt_backtrader.checkpoint, not a bundle: .*`nt-backtrader train`"):
         load_bundle(tmp_path / "run.pt")
     torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")  # another program's file
-    with pytest.raises(CheckpointError, match="is no nt_backtrader bundle, not a bundle"):
+    with pytest.raises(CheckpointError, match="is not an nt_backtrader bundle: give a file"):
         load_bundle(tmp_path / "other.pt")
 
 
@@ -64,5 +64,12 @@ def test_every_command_reading_a_bundle_refuses_a_foreign_file_in_one_line(tmp_p
     out = ["--out", str(tmp_path / ("new.pt" if command == "update" else "report"))] if command != "signal" else []
     assert main([command, "--bundle", str(tmp_path / "other.pt"), *out]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "other.pt is no nt_backtrader bundle" in err[0]
+    assert len(err) == 1 and "other.pt is not an nt_backtrader bundle" in err[0]
     assert not (tmp_path / "report").exists() and not (tmp_path / "new.pt").exists()
+
+
+def test_a_core_bundle_given_to_the_discrete_pieces_says_which_config_trains_theirs(tmp_path, position_bundle):
+    path = position_bundle.save(tmp_path / "core.pt")
+    with pytest.raises(CheckpointError, match=r"core.pt is a bundle of the deep-momentum core .* "
+                                              r"--config strategies/discrete.toml"):
+        Bundle.load(path)  # what NeuralStrategy, NeuralSizer and the risk brackets load

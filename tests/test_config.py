@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nt_backtrader.config import CHOICES, Config, load_config, override, to_toml
+from nt_backtrader.config import CHOICES, Config, DataConfig, load_config, override, to_toml
 from nt_backtrader.errors import ConfigError
 
 
@@ -148,3 +148,7 @@ def test_purge_gap_must_cover_the_label_horizon():
         override(Config(), **{"timing.horizon": 8, "walkforward.purge_bars": 7})
     with pytest.raises(ConfigError, match=r"purge_bars \(4\) must be >= timing.horizon \(5\)"):
         override(Config(), **{"walkforward.purge_bars": 4})
+
+
+def test_none_for_a_list_of_names_is_no_names():
+    assert DataConfig(csv=None).csv == () and override(Config(), **{"data.trade": None}).data.trade == ()
