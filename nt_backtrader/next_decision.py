@@ -95,14 +95,21 @@ def nan_to_none(value: float):
     return None if value != value else float(value)
 
 
+def table_lines(widths: dict[str, int], rows) -> list[str]:
+    """A console table: the column names, then a line per row of cells (strings), each column as wide as
+    `widths` says, the first (the asset) left-aligned, the others right-aligned. Shared by both signals."""
+    def line(cells) -> str:
+        (first, *rest), (width, *others) = cells, widths.values()
+        return f"{first:<{width}}" + "".join(f"{cell:>{w}}" for cell, w in zip(rest, others))
+    return [line(widths), *(line(cells) for cells in rows)]
+
+
 def as_text(table: pd.DataFrame) -> str:
     """The console table: one line per asset, then the members' votes."""
-    head = f"{'asset':<12}{'bar':>12}{'action':>9}{'side':>7}{'fraction':>10}{'stop':>11}{'take':>11}{'confidence':>12}"
-    lines = [head]
-    for row in table.itertuples():
-        stop, take = (f"{v:.2f}" if v == v else "-" for v in (row.stop, row.take))
-        lines.append(f"{row.asset:<12}{str(row.date.date()):>12}{row.action:>9}{SIDES[int(row.side)]:>7}"
-                     f"{row.fraction:>10.1%}{stop:>11}{take:>11}{row.confidence:>12.2f}")
+    widths = {"asset": 12, "bar": 12, "action": 9, "side": 7, "fraction": 10, "stop": 11, "take": 11, "confidence": 12}
+    lines = table_lines(widths, ((row.asset, str(row.date.date()), row.action, SIDES[int(row.side)],
+                                  f"{row.fraction:.1%}", *(f"{v:.2f}" if v == v else "-" for v in (row.stop, row.take)),
+                                  f"{row.confidence:.2f}") for row in table.itertuples()))
     for row in table.itertuples():
         ballots = ", ".join(f"{name} {v['p_long']:.2f}/{v['p_short']:.2f} (weight {v['weight']:.2f})"
                             for name, v in row.votes.items())

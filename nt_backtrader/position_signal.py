@@ -15,7 +15,7 @@ import math
 import pandas as pd
 
 from .config import Config
-from .next_decision import HISTORY, nan_to_none, replay
+from .next_decision import HISTORY, nan_to_none, replay, table_lines
 from .plugin.feeds import asset_name
 from .plugin.position import PositionStrategy
 from .position_bundle import MEMBERS, PositionBundle
@@ -72,10 +72,9 @@ def as_json(table: pd.DataFrame) -> list[dict]:
 def as_text(table: pd.DataFrame) -> str:
     """The console table: one line per asset, then the members' positions and weights."""
     weight = lambda value: "-" if math.isnan(value) else f"{value:+.1%}"  # noqa: E731
-    lines = [f"{'asset':<12}{'bar':>12}{'target':>9}{'held':>9}{'trade':>7}"]
-    for row in table.itertuples():
-        lines.append(f"{row.asset:<12}{str(row.date.date()):>12}{weight(row.target):>9}{weight(row.held):>9}"
-                     f"{'yes' if row.rebalance else 'no':>7}")
+    widths = {"asset": 12, "bar": 12, "target": 9, "held": 9, "trade": 7}
+    lines = table_lines(widths, ((row.asset, str(row.date.date()), weight(row.target), weight(row.held),
+                                  "yes" if row.rebalance else "no") for row in table.itertuples()))
     for row in table.itertuples():
         members = ", ".join(f"{name} {m['position']:+.2f} (weight {m['weight']:.2f})"
                             for name, m in row.members.items())

@@ -190,7 +190,10 @@ def test_signal_from_the_command_line_gives_each_assets_target_and_members(confi
     code, stdout, _ = run_cli(["signal", "--bundle", str(path), "--end", str(cut.date())], capsys)
     lines = stdout.splitlines()
     assert code == 0 and lines[0].split() == ["asset", "bar", "target", "held", "trade"] and len(lines) == 5
-    assert lines[1].startswith("sp500") and f"{rows['sp500']['target']:+.1%}" in lines[1]
+    for line, name in zip(lines[1:3], ["sp500", "nasdaq"]):   # each column under its name, as the JSON says
+        row = rows[name]
+        assert line.split() == [name, str(cut.date()), f"{row['target']:+.1%}", f"{row['held']:+.1%}",
+                                "yes" if row["rebalance"] else "no"]
     assert lines[3].startswith("sp500 positions: neural ")
 
 
