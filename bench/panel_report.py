@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from nt_backtrader.metrics import rescaled_to_vol, sharpe
+from nt_backtrader.sweep.summary import spa_pvalue
 
 TSMOM = ("tsmom_ls", "tsmom")   # position mode's long/short rule; the direction mode's classical tsmom
 COST_PER_SIDE_BPS = {"cost_1bp": 2.0, "cost_3bp": 6.0}   # commission + slippage, per side
@@ -39,39 +40,38 @@ def cell_sharpes(cell: Path, since: str) -> dict[str, dict[str, float]]:
             "since": {k: sharpe(v.dropna()) for k, v in frame.loc[since:].items()}}
 
 
+def finished_cells(folder: Path) -> pd.DataFrame:
+    """sweep.csv's finished cells, with the group each belongs to: its variant ("base" in a sweep without
+    variants), and its dataset too in a grid over datasets."""
+    table = pd.read_csv(folder / "sweep.csv")
+    ok = table[table["status"] == "ok"]
+    group = ok["variant"].astype(str) if "variant" in table else pd.Series("base", index=ok.index)
+    if "data.dataset" in table:   # a grid over datasets: one group per variant and dataset
+        group = group + " on " + ok["data.dataset"].astype(str)
+    return ok.assign(group=group)
+
+
 def spa_at_equal_vol(folder: Path, vol: float = 0.10, reps: int = 1000) -> dict[str, dict[str, float]]:
     """{variant: {baseline: Hansen's SPA consistent p-value}}, H0 'no seed of the variant beats the
     baseline', every daily series rescaled to `vol` first."""
-    from arch.bootstrap import SPA
-
-    table = pd.read_csv(folder / "sweep.csv")
     out = {}
-    keys = [k for k in ("variant", "data.dataset") if k in table] or ["status"]
-    for variant, rows in table[table["status"] == "ok"].groupby(keys):
-        variant = " on ".join(str(v) for v in variant)
+    for variant, rows in finished_cells(folder).groupby("group"):
         cells = [folder / "cells" / name for name in rows["name"]]
         models = {c.name: pd.read_csv(c / "returns.csv", index_col=0, parse_dates=True)["strategy"] for c in cells}
         baselines = pd.read_csv(cells[0] / "baselines.csv", index_col=0, parse_dates=True)
         out[variant] = {}
         for name, base in baselines.items():
             frame = pd.concat({"baseline": base, **models}, axis=1, join="inner").dropna()
-            frame = frame.apply(lambda column: rescaled_to_vol(column, vol))
-            test = SPA(-frame["baseline"].to_numpy(), -frame.drop(columns="baseline").to_numpy(), reps=reps, seed=0)
-            test.compute()
-            out[variant][name] = float(test.pvalues["consistent"])
+            out[variant][name] = spa_pvalue(frame.apply(lambda column: rescaled_to_vol(column, vol)), reps)
     return out
 
 
 def read_sweep(folder: Path, since: str) -> pd.DataFrame:
     """One row per finished cell: variant, seed, then (period, strategy) Sharpes."""
-    table = pd.read_csv(folder / "sweep.csv")
     rows = []
-    for _, row in table[table["status"] == "ok"].iterrows():
+    for _, row in finished_cells(folder).iterrows():
         sharpes = cell_sharpes(folder / "cells" / row["name"], since)
-        variant = row["variant"] if "variant" in table else "base"
-        if "data.dataset" in table:   # a grid over datasets: one group per variant and dataset
-            variant = f"{variant} on {row['data.dataset']}"
-        rows.append({"variant": variant, "seed": int(row["seed"]),
+        rows.append({"variant": row["group"], "seed": int(row["seed"]),
                      **{(period, k): v for period, values in sharpes.items() for k, v in values.items()}})
     return pd.DataFrame(rows)
 

@@ -14,7 +14,7 @@ import dataclasses
 import inspect
 import typing
 
-from source_comments import markdown_cell, note, source_comments  # mkdocs puts this folder on sys.path
+from source_comments import annotated_fields, markdown_cell, source_comments  # mkdocs puts this folder on sys.path
 
 MARKER = "<!-- config-reference -->"
 PAGE = "config.md"
@@ -23,9 +23,7 @@ PAGE = "config.md"
 def field_notes(source: str) -> dict[str, dict[str, tuple[str, str]]]:
     """Class name -> field name -> (its annotation as written, its comment)."""
     comments = source_comments(source)
-    return {node.name: {item.target.id: (ast.unparse(item.annotation),
-                                         note(comments, item.lineno, item.end_lineno, item.col_offset))
-                        for item in node.body if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)}
+    return {node.name: {name: (annotation, comment) for name, annotation, comment in annotated_fields(node, comments)}
             for node in ast.parse(source).body if isinstance(node, ast.ClassDef)}
 
 

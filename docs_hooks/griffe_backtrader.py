@@ -20,7 +20,7 @@ import sys
 import griffe
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from source_comments import markdown_cell, note, source_comments  # noqa: E402
+from source_comments import annotated_fields, markdown_cell, note, source_comments  # noqa: E402
 
 
 def class_node(cls: griffe.Class) -> tuple[ast.ClassDef | None, dict]:
@@ -38,10 +38,7 @@ def class_node(cls: griffe.Class) -> tuple[ast.ClassDef | None, dict]:
 def commented_fields(cls: griffe.Class) -> list[tuple[str, str, str]]:
     """(name, annotation, comment) of the annotated fields in cls's own body; none if no field has a comment."""
     node, comments = class_node(cls)
-    fields = [item for item in (node.body if node else [])
-              if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)]
-    rows = [(item.target.id, ast.unparse(item.annotation),
-             note(comments, item.lineno, item.end_lineno, item.col_offset)) for item in fields]
+    rows = annotated_fields(node, comments) if node else []
     return rows if any(comment for _, _, comment in rows) else []
 
 

@@ -8,11 +8,12 @@ a group it starts):
     bands: tuple = (0.15, 0.05)  # no-trade band    <- beside
                                  # ... continued    <- continuation, indented past the field
 
-Used by the config reference (config_reference.py) and the backtrader params tables
+Used by the config reference (config_reference.py) and the fields and params tables
 (griffe_backtrader.py) of the documentation site.
 """
 from __future__ import annotations
 
+import ast
 import io
 import tokenize
 import typing
@@ -50,6 +51,13 @@ def note(comments: dict[int, Comment], first: int, last: int, col: int) -> str:
         row += 1
     text = " ".join(beside)
     return " ".join(above) + (f"<br>{text}" if text else "") if above else text
+
+
+def annotated_fields(node: ast.ClassDef, comments: dict[int, Comment]) -> list[tuple[str, str, str]]:
+    """(name, annotation as written, note) of each annotated field in the class's own body."""
+    return [(item.target.id, ast.unparse(item.annotation),
+             note(comments, item.lineno, item.end_lineno, item.col_offset))
+            for item in node.body if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)]
 
 
 def markdown_cell(text: str) -> str:

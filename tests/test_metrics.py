@@ -20,7 +20,6 @@ def test_sharpe_drawdown_cagr_by_hand():
     assert metrics.max_drawdown(pd.Series([-0.1, 0.05])) == pytest.approx(-0.1)  # a loss on day one counts
 
 
-
 def test_sharpe_is_bit_for_bit_the_one_training_ranks_with():
     """Members, rule options and the tuner's candidates are ranked by metrics.sharpe: mean / std(ddof=1) * sqrt(252)
     in that order, to the last bit (another order moves a tie-break, then a run's returns); fewer than 2
@@ -32,6 +31,7 @@ def test_sharpe_is_bit_for_bit_the_one_training_ranks_with():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert metrics.sharpe(np.array([])) == metrics.sharpe(np.array([0.01])) == metrics.sharpe(np.zeros(9)) == 0.0
+
 
 def test_psr_is_a_probability_that_grows_with_evidence():
     rng = np.random.default_rng(0)

@@ -107,20 +107,24 @@ def spread(values, fmt: str = "{:.2f}") -> str:
     return f"{fmt.format(np.median(values))} [{fmt.format(min(values))}, {fmt.format(max(values))}]"
 
 
-def spa_pvalues(group: Group) -> dict[str, float]:
-    """Hansen's SPA, H0 'no cell of this group beats the baseline': its consistent p-value per baseline."""
+def spa_pvalue(frame: pd.DataFrame, reps: int = SPA_REPS) -> float:
+    """Hansen's SPA consistent p-value of daily returns: column "baseline" against every other column,
+    H0 'none beats the baseline' (losses are the negated returns; bootstrap seeded)."""
     from arch.bootstrap import SPA
 
+    test = SPA(-frame["baseline"].to_numpy(), -frame.drop(columns="baseline").to_numpy(), reps=reps, seed=0)
+    test.compute()
+    return float(test.pvalues["consistent"])
+
+
+def spa_pvalues(group: Group) -> dict[str, float]:
+    """Hansen's SPA, H0 'no cell of this group beats the baseline': its consistent p-value per baseline."""
     out = {}
     for name, base in group.baselines.items():
         models = {f"{cell.name}": r for rows in group.rows.values() for cell, _, r in rows
                   if cell.config.strategy.name != name}
-        if not models:
-            continue
-        frame = pd.concat({"baseline": base["returns"], **models}, axis=1, join="inner")
-        test = SPA(-frame["baseline"].to_numpy(), -frame.drop(columns="baseline").to_numpy(), reps=SPA_REPS, seed=0)
-        test.compute()
-        out[name] = float(test.pvalues["consistent"])
+        if models:
+            out[name] = spa_pvalue(pd.concat({"baseline": base["returns"], **models}, axis=1, join="inner"))
     return out
 
 
