@@ -33,6 +33,11 @@ class BracketLevels:
         self.net.eval()
 
     @torch.inference_mode()
+    def net_levels(self, scaled_rows: np.ndarray, direction: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """The risk net's own (stop, take) in ATRs at each of the rows, before the blend: what the
+        meta-learner's feedback sets against the fixed brackets."""
+        return self.net.levels(risk_inputs(scaled_rows, direction))
+
     def distances(self, scaled_rows: np.ndarray, direction: float,
                   spec: DecisionSpec) -> tuple[np.ndarray, np.ndarray]:
         """(stop, take) in ATRs of an entry in `direction` at each of the rows."""
@@ -40,6 +45,6 @@ class BracketLevels:
         fixed_stop, fixed_take = np.full(n, spec.fixed_stop_atr), np.full(n, spec.fixed_take_atr)
         if not spec.use_risk or n == 0:
             return width * fixed_stop, width * fixed_take
-        stop, take = self.net.levels(risk_inputs(scaled_rows, direction))
+        stop, take = self.net_levels(scaled_rows, direction)
         t = self.trust
         return width * (t * stop.numpy() + (1 - t) * fixed_stop), width * (t * take.numpy() + (1 - t) * fixed_take)

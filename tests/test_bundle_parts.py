@@ -2,7 +2,10 @@
 and its bundle, and a bundle made once from what the cycle decided."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
+import pytest
 
 from nt_backtrader.config import Config, override
 from nt_backtrader.decisions import warmup_bars
@@ -50,3 +53,26 @@ def test_the_bundle_is_made_once_from_what_the_cycle_decided(sp500):
     assert (bundle.entry_sizer.trust, bundle.bracket_levels.trust) == (info["sizing_trust"], info["risk_trust"])
     assert bundle.spec.min_hold == info["rule_min_hold"] and bundle.spec.bracket_width == info["rule_bracket_width"]
     assert coordinator.pending.bundle is bundle and coordinator.pending.members == list(bundle.ensemble.members.names)
+
+
+def test_the_parts_blend_their_net_with_its_twin_by_trust(tiny_bundle, sp500):
+    spec = dataclasses.replace(tiny_bundle.spec, use_risk=True, use_sizing=True, bracket_width=2.0,
+                               fixed_stop_atr=2.0, fixed_take_atr=3.0, max_fraction=1.0)
+    frame = sp500.loc["2010"]
+    scaled = tiny_bundle.predict(*(frame[k].to_numpy() for k in ("open", "high", "low", "close", "volume"))).scaled
+    rows = scaled[-3:]
+    assert np.isfinite(rows).all()                                          # a year: past the features' lookback
+    brackets = dataclasses.replace(tiny_bundle.bracket_levels, trust=0.25)
+    net_stop, net_take = (t.numpy() for t in brackets.net_levels(rows, -1.0))
+    stop, take = brackets.distances(rows, -1.0, spec)
+    np.testing.assert_allclose(stop, 2.0 * (0.25 * net_stop + 0.75 * 2.0), rtol=1e-12)
+    np.testing.assert_allclose(take, 2.0 * (0.25 * net_take + 0.75 * 3.0), rtol=1e-12)
+    sizer = dataclasses.replace(tiny_bundle.entry_sizer, trust=0.25, portfolio_scale=0.5, limits=())
+    sizing = sizer.size(rows[-1], np.zeros(4), 0.2, spec)
+    assert sizing.twin == 0.5 * spec.twin_fraction(0.2)
+    assert sizing.fraction == pytest.approx(0.25 * sizing.network + 0.75 * sizing.twin, rel=1e-12)
+    assert sizing.network != sizing.twin                                  # the blend is seen, not a tie
+    spec = dataclasses.replace(spec, max_fraction=0.3, max_gross=1.0, drawdown_brake=0.1)
+    # capped at the weight 0.3, then at the gross left (1.0 - 0.8), then halved beyond a 10 % drawdown
+    assert [sizer.limit(0.5, 0.0, 0.0, spec), sizer.limit(0.5, 0.8, 0.0, spec),
+            sizer.limit(0.5, 0.8, -0.2, spec)] == pytest.approx([0.3, 0.2, 0.1], abs=1e-12)

@@ -172,8 +172,7 @@ class RiskBrackets(bt.Strategy):
         if held and all(leg is not None and leg.alive() and leg.size == -held for leg in legs):
             return
         self.cancel_brackets(data)
-        side, reversal = (held > 0) - (held < 0), book.get("reversal")
-        levels = book["levels"] if side_of(book["levels"]) == side else reversal if side_of(reversal) == side else None
+        levels = levels_for_side(book, (held > 0) - (held < 0))
         if held and levels is not None:
             self.guard(data, held, levels)
         else:
@@ -204,6 +203,12 @@ def side_of(levels) -> int:
     if levels is None:
         return 0
     return 1 if levels[0] < levels[1] else -1
+
+
+def levels_for_side(book: dict, side: int):
+    """The levels of a bracket book (its own, else the reversal's it keeps) for a position on `side`; None
+    when neither is on that side."""
+    return next((levels for levels in (book["levels"], book.get("reversal")) if side_of(levels) == side), None)
 
 
 def with_risk_brackets(strategy: type[bt.Strategy]) -> type[bt.Strategy]:

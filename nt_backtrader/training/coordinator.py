@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..bracket_levels import BracketLevels, risk_inputs
+from ..bracket_levels import BracketLevels
 from ..bundle import Bundle
+from ..checkpoint import cpu_state
 from ..config import Config, to_toml
 from ..decisions import unit_rule_returns
 from ..entry_sizing import EntrySizer
@@ -30,7 +31,7 @@ from ..timing_ensemble import TimingEnsemble, TimingMembers
 from .brackets import bracket_reach, bracket_returns
 from .meta import Meta, equal_weight
 from .samples import OHLCV, AssetWindow, pooled_scaler
-from .trainer import NeuralTrainer, book_scale, cpu_state, network_args
+from .trainer import NeuralTrainer, book_scale, network_args
 from .tuner import Proposal, Tuner
 
 MIN_BRACKET_PATH = 3
@@ -212,8 +213,7 @@ class Coordinator:
             horizon = min(self.config.risk.horizon, len(a["close"]) - 1 - bar - bracket_reach(0))
             if horizon < MIN_BRACKET_PATH or not np.isfinite(atr[bar]):
                 continue
-            with torch.inference_mode():
-                stop, take = bundle.bracket_levels.net.levels(risk_inputs(scaled[bar:bar + 1], float(direction)))
+            stop, take = bundle.bracket_levels.net_levels(scaled[bar:bar + 1], float(direction))
             out = bracket_returns(a["open"], a["high"], a["low"], a["close"], atr, np.array([bar]),
                                   np.array([float(stop[0]), bundle.spec.fixed_stop_atr]),
                                   np.array([float(take[0]), bundle.spec.fixed_take_atr]), horizon, direction)
