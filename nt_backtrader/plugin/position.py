@@ -36,7 +36,7 @@ from ..errors import CheckpointError
 from ..features import ATR_WINDOW, average_true_range
 from ..position_bundle import PositionBundle
 from .base import SegmentStrategy, TargetStrategy
-from .brackets import RiskBrackets, side_of
+from .brackets import RiskBrackets, levels_for_side
 from .feeds import asset_name
 from .signal import _ohlcv, check_feed
 
@@ -211,8 +211,7 @@ class PositionStrategy(RiskBrackets, TargetStrategy):
         book, held = self._bracket_book().get(data), self.getposition(data).size
         if not held or book is None:
             return None
-        side = (held > 0) - (held < 0)
-        return next((levels for levels in (book["levels"], book.get("reversal")) if side_of(levels) == side), None)
+        return levels_for_side(book, (held > 0) - (held < 0))
 
     def entry_levels(self, data, direction: int) -> tuple[float, float] | None:
         """(stop, take-profit) prices of a side opened on this bar; None without brackets or history. An
